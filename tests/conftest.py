@@ -1,0 +1,58 @@
+"""Shared fixtures. `prosody` gives each test its own fresh Prosody on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+
+import pytest
+
+from jicofo.testing.prosody import (
+    ProsodyInstance,
+    missing_prosody_message,
+    prosody_available,
+    start_prosody,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "prosody: uses a real Prosody (added automatically to tests using the fixture)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Lets a quick local run deselect them with -m "not prosody"; CI runs everything.
+    for item in items:
+        if "prosody" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.prosody)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A missing Prosody is a broken setup, not a reason to skip: fail loudly. Checked here
+    # rather than in the async fixture, where pytest-trio would bury it in an exception group.
+    if "prosody" in getattr(item, "fixturenames", ()) and not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+
+
+_LOG_TAIL = pytest.StashKey[str]()
+
+
+@pytest.fixture
+async def prosody(request: pytest.FixtureRequest) -> AsyncIterator[ProsodyInstance]:
+    async with start_prosody() as instance:
+        try:
+            yield instance
+        finally:
+            # pytest-trio tears fixtures down inside the call phase, before the report is
+            # made, so keep the log for pytest_runtest_makereport while the file still exists.
+            request.node.stash[_LOG_TAIL] = instance.log_tail(60)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and _LOG_TAIL in item.stash:
+        report.sections.append(("prosody log", item.stash[_LOG_TAIL]))
+    return report
