@@ -1,0 +1,1 @@
+"""The XMPP stream layer: knows XMPP, knows nothing of Jitsi."""
