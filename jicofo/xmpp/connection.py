@@ -1,0 +1,367 @@
+"""Opening a stream: transport, STARTTLS, SASL, resumption or bind, XEP-0198 enable, and the
+XEP-0114 component handshake. The result is a `Channel` ready to carry stanzas."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+
+import trio
+
+from . import sasl
+from .errors import AuthenticationError, StanzaError, StreamErrorReceived, XMPPError
+from .jid import JID
+from .settings import ClientSettings, ComponentSettings, TlsMode
+from .sm import NS_SM, StreamManagement
+from .stream import (
+    Event,
+    Features,
+    ProtocolViolation,
+    StanzaReceived,
+    StreamClosed,
+    StreamOpened,
+    XmlStream,
+)
+from .stream import StreamErrorReceived as StreamErrorEvent
+from .transport import TcpTransport, Transport, TransportError, WebSocketTransport
+from .xml import element, find_child
+
+log = logging.getLogger(__name__)
+
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_CLIENT = "jabber:client"
+NS_COMPONENT = "jabber:component:accept"
+
+
+class NegotiationError(XMPPError):
+    """The server's answers did not allow a stream to be set up (not an authentication refusal)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class PeerClosed(XMPPError):
+    """The peer closed the stream or the transport."""
+
+
+class Channel:
+    """A transport and the stream core on it, with an event buffer. Owned by one reader at a time;
+    sends are serialised by a lock so that stanzas never interleave on the wire."""
+
+    def __init__(self, transport: Transport, core: XmlStream) -> None:
+        self.transport = transport
+        self.core = core
+        self._events: deque[Event] = deque()
+        self._send_lock = trio.Lock()
+
+    async def send(self, el: Element) -> None:
+        if self.core.closed:
+            raise TransportError("the stream is closed")
+        data = self.core.send(el)
+        async with self._send_lock:
+            await self.transport.send(data)
+
+    async def send_raw(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self.transport.send(data)
+
+    async def next_event(self) -> Event:
+        """The next stream event. Raises on stream errors, violations and closes."""
+        while not self._events:
+            data = await self.transport.receive()
+            if not data:
+                raise PeerClosed("the peer closed the connection")
+            self._events.extend(self.core.receive_data(data))
+        event = self._events.popleft()
+        if isinstance(event, ProtocolViolation):
+            await self._send_quietly(event.data_to_send)
+            raise NegotiationError(f"peer broke the protocol ({event.condition}): {event.text}")
+        if isinstance(event, StreamErrorEvent):
+            raise StreamErrorReceived(event.condition, event.text)
+        if isinstance(event, StreamClosed):
+            raise PeerClosed("the peer closed the stream")
+        return event
+
+    async def next_stanza(self) -> Element:
+        event = await self.next_event()
+        if not isinstance(event, StanzaReceived):
+            raise NegotiationError(f"unexpected {type(event).__name__} during negotiation")
+        return event.element
+
+    async def open_stream(self, to: str, *, version: str | None = "1.0") -> StreamOpened:
+        await self.send_raw(self.core.open(to, version=version))
+        event = await self.next_event()
+        if not isinstance(event, StreamOpened):
+            raise NegotiationError(f"expected a stream header, got {type(event).__name__}")
+        return event
+
+    async def read_features(self) -> Element:
+        event = await self.next_event()
+        if not isinstance(event, Features):
+            raise NegotiationError(f"expected stream features, got {type(event).__name__}")
+        return event.element
+
+    def push_back(self, event: Event) -> None:
+        self._events.appendleft(event)
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """Send the stream footer and close the transport (bounded, shielded)."""
+        with trio.move_on_after(timeout) as scope:
+            scope.shield = True
+            if not self.core.closed:
+                await self._send_quietly(self.core.close())
+            await self.transport.aclose()
+
+    async def _send_quietly(self, data: bytes) -> None:
+        try:
+            async with self._send_lock:
+                await self.transport.send(data)
+        except TransportError:
+            pass
+
+
+@dataclass
+class ClientSession:
+    channel: Channel
+    jid: JID
+    resumed: bool
+    sm: StreamManagement | None
+    resent: list[Element]
+    early: list[Event]
+
+
+async def open_transport(settings: ClientSettings, nursery: trio.Nursery) -> Transport:
+    t = settings.timeouts
+    if settings.websocket_url:
+        return await WebSocketTransport.connect(
+            nursery,
+            settings.websocket_url,
+            tls=settings.tls_settings,
+            connect_timeout=t.connect,
+            max_frame_bytes=settings.limits.max_stanza_bytes,
+        )
+    with trio.fail_after(t.connect):
+        return await TcpTransport.connect(
+            settings.connect_host,
+            settings.port,
+            direct_tls=settings.tls_settings if settings.tls is TlsMode.DIRECT else None,
+            server_hostname=settings.domain,
+        )
+
+
+async def negotiate_client(
+    settings: ClientSettings,
+    nursery: trio.Nursery,
+    sm: StreamManagement | None = None,
+    previous_jid: JID | None = None,
+) -> ClientSession:
+    """Connect and log in. `sm` carries a resumable session from an earlier connection (whose
+    bound JID was `previous_jid`), if any.
+
+    Raises AuthenticationError for refused credentials, TransportError / NegotiationError /
+    StreamErrorReceived / trio.TooSlowError for everything else.
+    """
+    transport = await open_transport(settings, nursery)
+    core = XmlStream(content_ns=NS_CLIENT, framing=transport.framing, limits=settings.limits)
+    channel = Channel(transport, core)
+    try:
+        with trio.fail_after(settings.timeouts.negotiation):
+            return await _negotiate(settings, channel, sm, previous_jid)
+    except BaseException:
+        await channel.close(0.5)
+        raise
+
+
+async def _negotiate(
+    settings: ClientSettings,
+    channel: Channel,
+    sm: StreamManagement | None,
+    previous_jid: JID | None,
+) -> ClientSession:
+    await channel.open_stream(settings.domain)
+    features = await channel.read_features()
+
+    if not channel.transport.tls_active and settings.tls is TlsMode.STARTTLS:
+        if find_child(features, NS_TLS, "starttls") is None:
+            raise NegotiationError(
+                f"{settings.domain} does not offer STARTTLS; switch TLS off explicitly to use plain TCP",
+                permanent=True,
+            )
+        await channel.send(element(f"{{{NS_TLS}}}starttls"))
+        answer = await channel.next_stanza()
+        if answer.tag != f"{{{NS_TLS}}}proceed":
+            raise NegotiationError(f"STARTTLS refused by {settings.domain}")
+        await channel.transport.starttls(settings.tls_settings, settings.domain)
+        await channel.open_stream(settings.domain)
+        features = await channel.read_features()
+
+    await _authenticate(settings, channel, features)
+    await channel.open_stream(settings.domain)
+    features = await channel.read_features()
+
+    sm_offered = find_child(features, NS_SM, "sm") is not None and settings.stream_management
+    if sm is not None and sm.resumable and sm_offered and previous_jid is not None:
+        to_resend = await _try_resume(channel, sm)
+        if to_resend is not None:
+            return ClientSession(channel, previous_jid, True, sm, to_resend, [])
+        log.info("stream resumption refused by the server; starting a new session")
+
+    jid = await _bind(settings, channel, features)
+    early: list[Event] = []
+    new_sm: StreamManagement | None = None
+    if sm_offered:
+        new_sm = StreamManagement(
+            ack_request_every=settings.sm_ack_every, max_unacked=settings.sm_max_unacked
+        )
+        await channel.send(element(f"{{{NS_SM}}}enable", {"resume": "true"}))
+        while True:
+            event = await channel.next_event()
+            if isinstance(event, StanzaReceived) and event.element.tag == f"{{{NS_SM}}}enabled":
+                el = event.element
+                new_sm.enabled(el.get("id"), el.get("resume") in ("true", "1"), el.get("location"))
+                break
+            if isinstance(event, StanzaReceived) and event.element.tag == f"{{{NS_SM}}}failed":
+                log.warning("server refused to enable stream management")
+                new_sm = None
+                break
+            early.append(event)
+    return ClientSession(channel, jid, False, new_sm, [], early)
+
+
+async def _authenticate(settings: ClientSettings, channel: Channel, features: Element) -> None:
+    mechs_el = find_child(features, NS_SASL, "mechanisms")
+    if mechs_el is None:
+        raise NegotiationError(f"{settings.domain} offers no SASL authentication")
+    offered = [m.text.strip() for m in mechs_el if m.text]
+    if settings.sasl_mechanisms is not None:
+        offered = [m for m in offered if m in settings.sasl_mechanisms]
+    mechanism = sasl.choose_mechanism(
+        offered,
+        username=settings.username,
+        password=settings.password,
+        tls_active=channel.transport.tls_active,
+        allow_plain_without_tls=settings.allow_plain_without_tls,
+    )
+    initial = mechanism.initial_response()
+    auth = element(f"{{{NS_SASL}}}auth", {"mechanism": mechanism.name})
+    if initial is not None:
+        auth.text = base64.b64encode(initial).decode("ascii") or "="
+    await channel.send(auth)
+    while True:
+        answer = await channel.next_stanza()
+        local = answer.tag.rsplit("}", 1)[-1]
+        if answer.tag == f"{{{NS_SASL}}}challenge":
+            response = mechanism.respond(_b64(answer.text))
+            reply = element(f"{{{NS_SASL}}}response")
+            reply.text = base64.b64encode(response).decode("ascii") or "="
+            await channel.send(reply)
+        elif answer.tag == f"{{{NS_SASL}}}success":
+            mechanism.verify_success(_b64(answer.text) if answer.text else None)
+            log.debug("authenticated with %s", mechanism.name)
+            return
+        elif answer.tag == f"{{{NS_SASL}}}failure":
+            raise sasl.parse_failure(answer)
+        else:
+            raise NegotiationError(f"unexpected <{local}/> during SASL")
+
+
+def _b64(text: str | None) -> bytes:
+    if not text or text.strip() == "=":
+        return b""
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise AuthenticationError("malformed-request", "server sent invalid base64") from exc
+
+
+async def _try_resume(channel: Channel, sm: StreamManagement) -> list[Element] | None:
+    assert sm.id is not None
+    await channel.send(element(f"{{{NS_SM}}}resume", {"previd": sm.id, "h": str(sm.inbound)}))
+    answer = await channel.next_stanza()
+    if answer.tag == f"{{{NS_SM}}}resumed":
+        try:
+            h = int(answer.get("h", ""))
+        except ValueError as exc:
+            raise NegotiationError("server sent <resumed/> without a valid h") from exc
+        return sm.resumed(h)
+    if answer.tag == f"{{{NS_SM}}}failed":
+        return None
+    raise NegotiationError(f"unexpected answer to <resume/>: {answer.tag}")
+
+
+async def _bind(settings: ClientSettings, channel: Channel, features: Element) -> JID:
+    if find_child(features, NS_BIND, "bind") is None:
+        raise NegotiationError("server offers no resource binding")
+    bind = element(f"{{{NS_BIND}}}bind")
+    if settings.resource:
+        bind.append(element(f"{{{NS_BIND}}}resource", text=settings.resource))
+    iq = element(f"{{{NS_CLIENT}}}iq", {"type": "set", "id": "bind_1"}, bind)
+    await channel.send(iq)
+    answer = await channel.next_stanza()
+    if answer.get("type") == "error":
+        raise StanzaError.from_stanza(answer)
+    jid_el = answer.find(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid")
+    if jid_el is None or not jid_el.text:
+        raise NegotiationError("bind result carries no JID")
+    jid = JID.parse(jid_el.text.strip())
+
+    session = find_child(features, NS_SESSION, "session")
+    if session is not None and find_child(session, NS_SESSION, "optional") is None:
+        await channel.send(
+            element(f"{{{NS_CLIENT}}}iq", {"type": "set", "id": "sess_1"},
+                    element(f"{{{NS_SESSION}}}session"))
+        )
+        answer = await channel.next_stanza()
+        if answer.get("type") == "error":
+            raise StanzaError.from_stanza(answer)
+    return jid
+
+
+async def negotiate_component(settings: ComponentSettings) -> tuple[Channel, JID]:
+    """XEP-0114: open a `jabber:component:accept` stream and prove the shared secret."""
+    with trio.fail_after(settings.timeouts.connect):
+        transport = await TcpTransport.connect(settings.host, settings.port)
+    core = XmlStream(content_ns=NS_COMPONENT, limits=settings.limits)
+    channel = Channel(transport, core)
+    try:
+        with trio.fail_after(settings.timeouts.negotiation):
+            header = await channel.open_stream(settings.domain, version=None)
+            stream_id = header.attrs.get("id")
+            if not stream_id:
+                raise NegotiationError("component stream header has no id")
+            digest = hashlib.sha1((stream_id + settings.secret).encode("utf-8")).hexdigest()
+            await channel.send(element(f"{{{NS_COMPONENT}}}handshake", text=digest))
+            try:
+                answer = await channel.next_stanza()
+            except StreamErrorReceived as exc:
+                if exc.condition == "not-authorized":
+                    raise AuthenticationError(
+                        "not-authorized", f"the server refused the secret for {settings.domain}"
+                    ) from exc
+                raise
+            if answer.tag != f"{{{NS_COMPONENT}}}handshake":
+                raise NegotiationError(f"unexpected answer to the handshake: {answer.tag}")
+    except BaseException:
+        await channel.close(0.5)
+        raise
+    return channel, JID.parse(settings.domain)
+
+
+__all__ = [
+    "Channel",
+    "ClientSession",
+    "NegotiationError",
+    "PeerClosed",
+    "negotiate_client",
+    "negotiate_component",
+    "ProtocolViolation",
+    "StreamClosed",
+]
