@@ -13,6 +13,7 @@ from jicofo.xmpp.muc import (
     OccupantChanged,
     OccupantJoined,
     OccupantLeft,
+    Rejoined,
     RoomEvent,
     SelfChanged,
     SelfLeft,
@@ -119,3 +120,38 @@ async def test_guest_cannot_create_rooms_and_leave_is_seen(prosody: ProsodyInsta
         with pytest.raises(StanzaError) as conflict:
             await other.join()
         assert conflict.value.condition == "conflict"
+
+
+async def test_room_rejoined_after_a_session_that_could_not_resume() -> None:
+    # A one-second hibernation lets the server forget the session during the break.
+    from jicofo.testing.prosody import start_prosody
+    from jicofo.testing.tcp_proxy import TcpProxy
+
+    from .test_xmpp_client import _wait_for
+
+    async with start_prosody(smacks_hibernation_time=1) as prosody, trio.open_nursery() as nursery:
+        proxy = TcpProxy(prosody.ip, prosody.c2s_port)
+        await nursery.start(proxy.run)
+        room_jid = JID.parse(f"room3@{prosody.muc_domain}")
+        settings = settings_for(prosody, "focus", host="127.0.0.1", port=proxy.port, resource="f")
+        async with connected(settings) as focus, connected(settings_for(prosody)) as guest:
+            room = MucRoom(focus, room_jid, "focus", rejoin_nursery=nursery)
+            await room.join()
+            guest_room = MucRoom(guest, room_jid, "g")
+            await guest_room.join()
+            await _next(room, OccupantJoined)
+
+            proxy.refusing = True
+            proxy.cut()
+            await _wait_for(lambda: not focus.connected)
+            await trio.sleep(2.5)  # longer than the hibernation time: resumption must fail
+            proxy.refusing = False
+
+            # The focus comes back in a new session, re-joins, and sees the guest again.
+            left = await _next(room, OccupantLeft, timeout=15)
+            assert left.occupant.nick == "g"  # type: ignore[union-attr]
+            await _next(room, Rejoined, timeout=15)
+            assert room.joined and "g" in room.occupants
+            assert focus.sessions == 2
+            assert focus.sm is not None and focus.sm.resumable
+        nursery.cancel_scope.cancel()

@@ -34,6 +34,7 @@ NS_DATA = "jabber:x:data"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 STATUS_SELF = "110"
+STATUS_NICK_ASSIGNED = "210"
 STATUS_CREATED = "201"
 STATUS_BANNED = "301"
 STATUS_NICK_CHANGED = "303"
@@ -148,6 +149,7 @@ class MucRoom:
         self._rejoin_nursery = rejoin_nursery
         self._join_waiter: trio.Event | None = None
         self._join_answer: Element | None = None
+        self._leave_waiter: trio.Event | None = None
         self._send_events, self.events = trio.open_memory_channel[RoomEvent](max_queued_events)
         client.add_route(room, self._on_stanza)
         client.on_session(self._on_session)
@@ -195,11 +197,18 @@ class MucRoom:
         )
         if status:
             presence.append(element(f"{{{self.client.content_ns}}}status", text=status))
+        self._leave_waiter = trio.Event()
         try:
             await self.client.send(presence)
+            # Wait (briefly) for the room to confirm, so its last presences are not mistaken
+            # for answers to a later join through the same route.
+            with trio.move_on_after(self.client.timeouts.close):
+                await self._leave_waiter.wait()
         except NotConnected:
             pass
-        self._close()
+        finally:
+            self._leave_waiter = None
+            self._close()
 
     def _close(self) -> None:
         self.client.remove_route(self.jid)
@@ -297,10 +306,15 @@ class MucRoom:
         if nick is None:
             return
         codes = _status_codes(stanza)
-        is_self = STATUS_SELF in codes or (nick == self.nick and self._join_waiter is not None)
-        if self._join_waiter is not None and is_self:
+        is_self = STATUS_SELF in codes
+        if self._join_waiter is not None and self._answers_join(stanza, nick, codes):
+            if STATUS_NICK_ASSIGNED in codes:
+                self.nick = nick
             self._join_answer = stanza
             self._join_waiter.set()
+            return
+        if self._leave_waiter is not None and is_self and stanza.get("type") == "unavailable":
+            self._leave_waiter.set()
             return
         if stanza.get("type") == "error":
             if nick == self.nick:
@@ -311,6 +325,16 @@ class MucRoom:
             self._on_self_presence(stanza, codes)
         else:
             self._on_occupant_presence(nick, stanza, codes)
+
+    def _answers_join(self, stanza: Element, nick: str, codes: frozenset[str]) -> bool:
+        """Our join is answered by an error for our nick, or by our own available presence (the
+        service may assign another nick: status 210). A late unavailable self-presence from an
+        earlier stay in the room answers nothing."""
+        if stanza.get("type") == "error":
+            return nick == self.nick
+        if stanza.get("type") == "unavailable" or STATUS_SELF not in codes:
+            return False
+        return nick == self.nick or STATUS_NICK_ASSIGNED in codes
 
     def _on_self_presence(self, stanza: Element, codes: frozenset[str]) -> None:
         item = _user_item(stanza)
