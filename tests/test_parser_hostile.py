@@ -204,3 +204,23 @@ def test_unbound_prefix_is_not_well_formed() -> None:
 )
 def test_malformed_xml_is_not_well_formed(payload: bytes) -> None:
     expect("not-well-formed", HEADER + payload)
+
+
+def test_many_tiny_elements_are_bounded_by_an_element_count() -> None:
+    import tracemalloc
+
+    from jicofo.xmpp.stream import ParserLimits, ProtocolViolation, XmlStream
+
+    stream = XmlStream(limits=ParserLimits(max_elements=1000))
+    stream.open("example.com")
+    header = (b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+              b" id='s' version='1.0'>")
+    body = b"<message>" + b"<x a='1'/>" * 40_000 + b"</message>"
+    tracemalloc.start()
+    events = stream.receive_data(header) + stream.receive_data(body)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    violations = [e for e in events if isinstance(e, ProtocolViolation)]
+    assert violations and violations[0].condition == "policy-violation"
+    assert "elements" in violations[0].text
+    assert peak < 3 * 1024 * 1024

@@ -205,6 +205,10 @@ class ParserLimits:
     max_depth: int = 64
     max_attributes: int = 64
     max_header_bytes: int = 16 * 1024
+    # Each parsed element costs ~30x its wire size in memory, so the byte limit alone lets a
+    # stanza of many tiny elements take far more memory than it weighs. 20,000 is ample for a
+    # Jingle offer of a large conference (about five elements per source).
+    max_elements: int = 20_000
 
 
 class XMLParseError(ValueError):
@@ -294,6 +298,7 @@ class ElementStreamParser:
         self._root_seen = frame_depth == 0
         self._root_default_ns: str | None = None
         self._pending_ns_decls = 0
+        self._elements = 0
         self._stack: list[Element] = []
         self._text: list[str] = []
         self._tail_target: Element | None = None
@@ -406,7 +411,13 @@ class ElementStreamParser:
         if depth == frame_depth:
             self._unit_start = self._parser.CurrentByteIndex
             self._text.clear()
+            self._elements = 1
         else:
+            self._elements += 1
+            if self._elements > limits.max_elements:
+                raise XMLParseError(
+                    "policy-violation", f"more than {limits.max_elements} elements in a stanza"
+                )
             self._check_position(self._parser.CurrentByteIndex)
             if self._text:
                 self._flush_text()
