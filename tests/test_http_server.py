@@ -34,9 +34,9 @@ def _router() -> Router:
 
 
 @asynccontextmanager
-async def _server(limits: HttpLimits = HttpLimits()) -> AsyncIterator[int]:
+async def _server(limits: HttpLimits | None = None) -> AsyncIterator[int]:
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(HttpServer(_router(), limits=limits).serve)
+        port = await nursery.start(HttpServer(_router(), limits=limits or HttpLimits()).serve)
         yield port
         nursery.cancel_scope.cancel()
 
