@@ -270,3 +270,26 @@ async def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> Non
     with trio.fail_after(timeout):
         while not condition():
             await trio.sleep(0.02)
+
+
+async def test_iq_router_sees_requests_in_arrival_order(prosody: ProsodyInstance) -> None:
+    async with connected(settings_for(prosody, "focus", resource="a")) as a, \
+            connected(settings_for(prosody)) as b:
+        seen: list[str] = []
+        queue_send, queue_receive = trio.open_memory_channel[Element](100)
+        b.add_iq_router(f"{{{NS_TEST}}}ordered", lambda iq: (seen.append(list(iq)[0].get("n", "")),
+                                                            queue_send.send_nowait(iq)))
+
+        async def answer_in_order() -> None:
+            async for iq in queue_receive:
+                await b.reply(iq)
+
+        assert b.jid is not None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer_in_order)
+            # Sent back to back without waiting: the router must see them in wire order.
+            for n in range(50):
+                await a.send(a.iq("set", b.jid, element(f"{{{NS_TEST}}}ordered", {"n": str(n)})))
+            await _wait_for(lambda: len(seen) == 50)
+            nursery.cancel_scope.cancel()
+        assert seen == [str(n) for n in range(50)]

@@ -52,6 +52,7 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 CAPS_NODE = "https://github.com/jitsi-contrib/jicofo-trio"
 
 IqHandler = Callable[[Element], Awaitable[Element | None]]
+IqRouter = Callable[[Element], None]
 StanzaCallback = Callable[[Element], None]
 SessionCallback = Callable[[bool], None]
 
@@ -89,6 +90,7 @@ class BaseXMPPConnection:
         self._id_prefix = f"{random.getrandbits(32):08x}"
         self._pending: dict[str, _Pending] = {}
         self._iq_handlers: dict[str, tuple[IqHandler, frozenset[str]]] = {}
+        self._iq_routers: dict[str, tuple[IqRouter, frozenset[str]]] = {}
         self._handled_namespaces: set[str] = set()
         self._routes: dict[JID, StanzaCallback] = {}
         self._default_presence: StanzaCallback | None = None
@@ -125,8 +127,19 @@ class BaseXMPPConnection:
         self._iq_handlers[tag] = (handler, frozenset(types))
         self._handled_namespaces.add(tag.split("}", 1)[0][1:])
 
+    def add_iq_router(
+        self, tag: str, router: IqRouter, *, types: tuple[str, ...] = ("get", "set")
+    ) -> None:
+        """Hand IQs whose payload is `tag` to `router`, synchronously and in arrival order, from
+        the reader task. The router must not block: it queues the IQ for its owner (a
+        participant's inbox, a conference's FIFO), which answers later with reply/reply_error.
+        Use this where order matters; add_iq_handler runs handlers concurrently."""
+        self._iq_routers[tag] = (router, frozenset(types))
+        self._handled_namespaces.add(tag.split("}", 1)[0][1:])
+
     def remove_iq_handler(self, tag: str) -> None:
         self._iq_handlers.pop(tag, None)
+        self._iq_routers.pop(tag, None)
 
     def add_route(self, bare: JID, callback: StanzaCallback) -> None:
         """Presence and messages from `bare` (and its full JIDs) go to `callback`, which must
@@ -332,6 +345,14 @@ class BaseXMPPConnection:
             self._spawn_reply_error(iq, StanzaError("bad-request", "an IQ get/set needs one child"))
             return
         tag = payload[0].tag
+        routed = self._iq_routers.get(tag)
+        if routed is not None and type_ in routed[1]:
+            try:
+                routed[0](iq)
+            except Exception:
+                log.exception("%s: IQ router for %s failed", self.name, tag)
+                self._spawn_reply_error(iq, StanzaError("internal-server-error"))
+            return
         entry = self._iq_handlers.get(tag)
         if entry is None or type_ not in entry[1]:
             ns = tag.split("}", 1)[0][1:] if tag.startswith("{") else ""
