@@ -293,3 +293,39 @@ async def test_iq_router_sees_requests_in_arrival_order(prosody: ProsodyInstance
             await _wait_for(lambda: len(seen) == 50)
             nursery.cancel_scope.cancel()
         assert seen == [str(n) for n in range(50)]
+
+
+async def test_websocket_protocol_violation_sends_error_and_close_as_separate_frames() -> None:
+    import trio_websocket
+
+    frames_from_client: list[str] = []
+    done = trio.Event()
+
+    async def fake_server(ws_request: trio_websocket.WebSocketRequest) -> None:
+        ws = await ws_request.accept(subprotocol="xmpp")
+        await ws.get_message()  # the client's <open/>
+        await ws.send_message("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='s1' "
+                              "from='bad.test' version='1.0'/>")
+        await ws.send_message("<message xmlns='jabber:client'><unclosed></message>")
+        try:
+            while len(frames_from_client) < 2:
+                frames_from_client.append(str(await ws.get_message()))
+        except trio_websocket.ConnectionClosed:
+            pass
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trio_websocket.serve_websocket, fake_server,
+                                             "127.0.0.1", 0, ssl_context=None))
+        port = server.port
+        settings = dataclasses.replace(settings_for_domain("bad.test"),
+                                       websocket_url=f"ws://127.0.0.1:{port}/xmpp-websocket")
+        with pytest.raises(NegotiationError, match="not-well-formed"):
+            async with connected(settings):
+                pass
+        with trio.fail_after(5):
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    assert frames_from_client[0].startswith("<stream:error")
+    assert "not-well-formed" in frames_from_client[0]
+    assert frames_from_client[1].startswith("<close")

@@ -20,6 +20,7 @@ from .sm import NS_SM, StreamManagement
 from .stream import (
     Event,
     Features,
+    Framing,
     ProtocolViolation,
     StanzaReceived,
     StreamClosed,
@@ -121,9 +122,16 @@ class Channel:
             await self.transport.aclose()
 
     async def _send_quietly(self, data: bytes) -> None:
+        # RFC 7395 wants one element per WebSocket frame: the stream error and <close/> go apart.
+        frames = [data]
+        marker = b"</stream:error>"
+        if self.transport.framing is Framing.WEBSOCKET and marker in data:
+            head, tail = data.split(marker, 1)
+            frames = [head + marker, tail] if tail else [head + marker]
         try:
             async with self._send_lock:
-                await self.transport.send(data)
+                for frame in frames:
+                    await self.transport.send(frame)
         except TransportError:
             pass
 
