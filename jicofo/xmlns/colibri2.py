@@ -1,0 +1,900 @@
+"""Colibri2 (`jitsi:colibri2`): the focus ⇄ videobridge allocation protocol (bridge-protocol.md §2).
+
+Both directions use the same small frozen classes: the focus builds `ConferenceModify(...)` and
+reads `ConferenceModified.from_element(el)`; the bridge simulator does the opposite. RTP pieces
+(payload types, header extensions), the ICE-UDP transport and SSMA sources are the Jingle ones
+from `jicofo.xmlns.jingle`.
+
+Parsing is strict: anything malformed raises `Colibri2ParseError` (a `ValueError`) with a message
+fit for the text of a `bad-request` answer. Unknown children (`traceparent`, future extensions)
+are skipped, as a real bridge does. Sequence fields accept lists and are stored as tuples.
+
+Errors: `colibri2_error(...)` reads the `<error xmlns='jitsi:colibri2' reason=...>` application
+condition (and the `<endpoint id>` that comes with `unknown_endpoint`) from a received error;
+`colibri2_stanza_error(...)` builds one to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from jicofo.xmpp.errors import StanzaError
+from jicofo.xmpp.xml import children, element, find_child, local_name, namespace, qn
+
+from .jingle import (
+    NS_COLIBRI,
+    NS_DTLS,
+    NS_HDREXT,
+    NS_ICE_UDP,
+    NS_RTP,
+    NS_SSMA,
+    HeaderExtension,
+    IceUdpTransport,
+    PayloadType,
+    RtpDescription,
+    SourceElement,
+    SsrcGroupElement,
+)
+
+__all__ = [
+    "NS_COLIBRI2", "NS_COLIBRI", "NS_ICE_UDP", "NS_DTLS", "NS_SSMA", "NS_RTP", "NS_HDREXT",
+    "CONFERENCE_MODIFY", "CONFERENCE_MODIFIED", "SCTP_PORT", "CAPABILITY_SOURCE_NAMES",
+    "Colibri2ParseError", "ErrorReason", "Colibri2ErrorInfo", "Colibri2StanzaError",
+    "colibri2_error", "colibri2_stanza_error", "error_element",
+    "Sctp", "Transport", "Media", "MediaSource", "Sources", "ForceMute", "Endpoint", "Relay",
+    "Connect", "ConferenceModify", "ConferenceModified",
+]
+
+NS_COLIBRI2 = "jitsi:colibri2"
+
+CONFERENCE_MODIFY = qn(NS_COLIBRI2, "conference-modify")
+CONFERENCE_MODIFIED = qn(NS_COLIBRI2, "conference-modified")
+ERROR = qn(NS_COLIBRI2, "error")
+
+# The only SCTP port a bridge accepts and announces.
+SCTP_PORT = 5000
+
+# Capabilities jicofo announces for an endpoint (§2.2). The bridge requires source-names on create.
+CAPABILITY_SOURCE_NAMES = "source-names"
+CAPABILITY_SSRC_REWRITING = "ssrc-rewriting"
+CAPABILITY_PRIVATE_ADDRESS = "private-address-connectivity"
+CAPABILITY_RTP_MID_DEMUX = "rtp-mid-demux"
+
+MEDIA_TYPES = frozenset({"audio", "video"})
+SCTP_ROLES = frozenset({"client", "server"})
+CONNECT_TYPES = frozenset({"transcriber", "translator", "recorder"})
+
+
+class Colibri2ParseError(ValueError):
+    """A malformed Colibri2 element. The message says what is wrong and where."""
+
+
+@contextmanager
+def _strict(where: str | None = None) -> Iterator[None]:
+    """Turn any ValueError raised while parsing (ours or the Jingle helpers') into one
+    Colibri2ParseError, prefixed with `where` when given."""
+    try:
+        yield
+    except Colibri2ParseError as exc:
+        if where is None:
+            raise
+        raise Colibri2ParseError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        raise Colibri2ParseError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribute helpers
+
+
+def _expect(el: Element, tag: str) -> None:
+    if el.tag != tag:
+        raise Colibri2ParseError(f"expected <{local_name(tag)} xmlns='{namespace(tag)}'>, got {el.tag!r}")
+
+
+def _required(el: Element, name: str) -> str:
+    value = el.get(name)
+    if not value:
+        raise Colibri2ParseError(f"<{local_name(el.tag)}> lacks the '{name}' attribute")
+    return value
+
+
+def _bool(el: Element, name: str, default: bool = False) -> bool:
+    raw = el.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise Colibri2ParseError(f"'{name}' of <{local_name(el.tag)}> is not a boolean: {raw!r}")
+
+
+def _opt_bool(el: Element, name: str) -> bool | None:
+    return None if el.get(name) is None else _bool(el, name)
+
+
+def _int(el: Element, name: str, *, minimum: int, maximum: int) -> int | None:
+    raw = el.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Colibri2ParseError(
+            f"'{name}' of <{local_name(el.tag)}> is not an integer: {raw!r}"
+        ) from None
+    if not minimum <= value <= maximum:
+        raise Colibri2ParseError(f"'{name}' of <{local_name(el.tag)}> is out of range: {value}")
+    return value
+
+
+def _one(el: Element, ns: str, local: str) -> Element | None:
+    found = children(el, ns, local)
+    if len(found) > 1:
+        raise Colibri2ParseError(f"<{local_name(el.tag)}> has more than one <{local}>")
+    return found[0] if found else None
+
+
+def _attrs(**values: str | int | bool | None) -> dict[str, str]:
+    """Attributes from keyword arguments (`_` becomes `-`). None and False are left out: every
+    Colibri2 flag defaults to false and is only written when true."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None or value is False:
+            continue
+        out[key.replace("_", "-")] = "true" if value is True else str(value)
+    return out
+
+
+class _Tuples:
+    """Mixin: sequence fields given as lists (or any iterable but str) are stored as tuples."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, list | Iterator):
+                object.__setattr__(self, f.name, tuple(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class ErrorReason(StrEnum):
+    """The `reason` of `<error xmlns='jitsi:colibri2'>`. A missing or unknown reason reads as
+    UNSPECIFIED."""
+
+    CONFERENCE_NOT_FOUND = "conference_not_found"
+    CONFERENCE_ALREADY_EXISTS = "conference_already_exists"
+    FEATURE_NOT_IMPLEMENTED = "feature_not_implemented"
+    GRACEFUL_SHUTDOWN = "graceful_shutdown"
+    UNKNOWN_ENDPOINT = "unknown_endpoint"
+    UNSPECIFIED = "unspecified"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> ErrorReason:
+        try:
+            return cls(raw) if raw else cls.UNSPECIFIED
+        except ValueError:
+            return cls.UNSPECIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class Colibri2ErrorInfo:
+    """What a bridge's error says beyond the stanza condition. Its presence means "this error
+    came from a bridge, not from the MUC or the server" (§2.6)."""
+
+    reason: ErrorReason
+    endpoint_id: str | None = None
+
+
+def error_element(reason: ErrorReason | str) -> Element:
+    """`<error xmlns='jitsi:colibri2' reason='...'/>`."""
+    return element(ERROR, {"reason": str(reason)})
+
+
+class Colibri2StanzaError(StanzaError):
+    """A StanzaError whose `<error>` carries the colibri2 reason and, for `unknown_endpoint`, the
+    `<endpoint xmlns='jitsi:colibri2' id>` after it (StanzaError alone holds one app element)."""
+
+    def __init__(
+        self,
+        condition: str,
+        text: str | None = None,
+        *,
+        reason: ErrorReason | str | None = None,
+        endpoint_id: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        app = error_element(reason) if reason is not None else None
+        super().__init__(condition, text, type=type, app_element=app)
+        self.reason = ErrorReason.parse(str(reason)) if reason is not None else None
+        self.endpoint_id = endpoint_id
+
+    def to_element(self, stanza_ns: str = "jabber:client") -> Element:
+        err = super().to_element(stanza_ns)
+        if self.endpoint_id is not None:
+            err.append(element(qn(NS_COLIBRI2, "endpoint"), {"id": self.endpoint_id}))
+        return err
+
+
+def colibri2_stanza_error(
+    condition: str,
+    text: str | None = None,
+    reason: ErrorReason | str | None = None,
+    endpoint_id: str | None = None,
+) -> Colibri2StanzaError:
+    """An error to answer a conference-modify with, shaped as the tables of §2.6 show."""
+    return Colibri2StanzaError(condition, text, reason=reason, endpoint_id=endpoint_id)
+
+
+def colibri2_error(source: StanzaError | Element) -> Colibri2ErrorInfo | None:
+    """The colibri2 part of an error: from a StanzaError (as `client.request` raises it), from an
+    IQ of type error, or from its `<error>` element. None when there is no colibri2 element.
+
+    A StanzaError read off the wire keeps only one application element; when that is the
+    `<endpoint>` of an unknown_endpoint error, the reason is taken to be unknown_endpoint (only
+    that error carries an endpoint)."""
+    if isinstance(source, Colibri2StanzaError) and source.reason is not None:
+        return Colibri2ErrorInfo(source.reason, source.endpoint_id)
+    if isinstance(source, StanzaError):
+        # A future StanzaError may keep every application element as `app_elements`.
+        extra = getattr(source, "app_elements", None)
+        single = [source.app_element] if source.app_element is not None else []
+        candidates = list(extra) if extra else single
+    elif source.tag == ERROR:
+        candidates = [source]
+    elif local_name(source.tag) == "error":
+        candidates = list(source)
+    else:  # the stanza: look in its <error>
+        err = next((c for c in source if local_name(c.tag) == "error"), None)
+        candidates = list(err) if err is not None else []
+    reason: ErrorReason | None = None
+    endpoint_id: str | None = None
+    for child in candidates:
+        if child.tag == ERROR:
+            reason = ErrorReason.parse(child.get("reason"))
+        elif child.tag == qn(NS_COLIBRI2, "endpoint"):
+            endpoint_id = child.get("id")
+    if reason is None and endpoint_id is not None:
+        reason = ErrorReason.UNKNOWN_ENDPOINT
+    if reason is None:
+        return None
+    return Colibri2ErrorInfo(reason, endpoint_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Sctp:
+    """`<sctp port? role?>` inside a colibri2 transport: a request asks for a data channel (the
+    port, if any, must be 5000; the role is the requester's); an answer carries port 5000 and the
+    bridge's role."""
+
+    port: int | None = None
+    role: str | None = None
+
+    TAG = qn(NS_COLIBRI2, "sctp")
+
+    @classmethod
+    def from_element(cls, el: Element) -> Sctp:
+        with _strict("<sctp>"):
+            _expect(el, cls.TAG)
+            role = el.get("role")
+            if role is not None and role not in SCTP_ROLES:
+                raise Colibri2ParseError(f"unknown SCTP role {role!r}")
+            return cls(_int(el, "port", minimum=0, maximum=65535), role)
+
+    def to_element(self) -> Element:
+        return element(self.TAG, _attrs(port=self.port, role=self.role))
+
+
+WEB_SOCKET = qn(NS_COLIBRI, "web-socket")
+_ICE_ORDER = {
+    qn(NS_ICE_UDP, "rtcp-mux"): 0,
+    qn(NS_DTLS, "fingerprint"): 1,
+    WEB_SOCKET: 2,
+    qn(NS_ICE_UDP, "candidate"): 3,
+}
+
+
+def _parse_ice(el: Element) -> tuple[IceUdpTransport, bool]:
+    """The ICE transport, reading `<web-socket>` here: a URL to dial, or `active='true'` (this
+    side dials out) without a URL, which the Jingle class does not accept."""
+    plain = Element(el.tag, dict(el.attrib))
+    urls: list[str] = []
+    active = False
+    for child in el:
+        if child.tag == WEB_SOCKET:
+            if _bool(child, "active"):
+                active = True
+            url = child.get("url")
+            if url:
+                urls.append(url)
+            elif not active:
+                raise Colibri2ParseError("<web-socket> has neither a url nor active='true'")
+        else:
+            plain.append(child)
+    ice = IceUdpTransport.from_element(plain)
+    return replace(ice, web_sockets=tuple(urls)), active
+
+
+@dataclass(frozen=True, slots=True)
+class Transport(_Tuples):
+    """`<transport xmlns='jitsi:colibri2'>`: in a request the flags and the peer's ICE transport
+    (a client's after session-accept, the other bridge's for a relay); in an answer the bridge's
+    ICE transport (credentials, fingerprint, candidates, web-socket URLs) and `<sctp>`.
+
+    `web_socket_active` is the `<web-socket active='true'/>` a side that dials out puts in its
+    ICE transport."""
+
+    ice: IceUdpTransport | None = None
+    sctp: Sctp | None = None
+    ice_controlling: bool = False
+    use_unique_port: bool = False
+    ice_restart: bool = False
+    web_socket_active: bool = False
+
+    TAG = qn(NS_COLIBRI2, "transport")
+
+    @classmethod
+    def from_element(cls, el: Element) -> Transport:
+        with _strict("<transport>"):
+            _expect(el, cls.TAG)
+            ice_el = _one(el, NS_ICE_UDP, "transport")
+            sctp_el = _one(el, NS_COLIBRI2, "sctp")
+            ice, active = _parse_ice(ice_el) if ice_el is not None else (None, False)
+            return cls(
+                ice=ice,
+                sctp=Sctp.from_element(sctp_el) if sctp_el is not None else None,
+                ice_controlling=_bool(el, "ice-controlling"),
+                use_unique_port=_bool(el, "use-unique-port"),
+                ice_restart=_bool(el, "ice-restart"),
+                web_socket_active=active,
+            )
+
+    def to_element(self) -> Element:
+        el = element(
+            self.TAG,
+            _attrs(
+                ice_controlling=self.ice_controlling,
+                use_unique_port=self.use_unique_port,
+                ice_restart=self.ice_restart,
+            ),
+        )
+        if self.ice is not None:
+            ice = self.ice.to_element()
+            if self.web_socket_active:
+                ice.append(element(WEB_SOCKET, {"active": "true"}))
+            # The bridge's order: rtcp-mux, fingerprint, web-socket(s), candidates (§2.5).
+            ordered = sorted(ice, key=lambda c: _ICE_ORDER.get(c.tag, 4))
+            for child in list(ice):
+                ice.remove(child)
+            ice.extend(ordered)
+            el.append(ice)
+        if self.sctp is not None:
+            el.append(self.sctp.to_element())
+        return el
+
+
+# ---------------------------------------------------------------------------------------------
+# Media and sources
+
+
+@dataclass(frozen=True, slots=True)
+class Media(_Tuples):
+    """`<media type='audio|video'>` with Jingle payload types and header extensions. A bridge
+    stores them and never echoes them."""
+
+    type: str
+    payload_types: tuple[PayloadType, ...] = ()
+    header_extensions: tuple[HeaderExtension, ...] = ()
+    extmap_allow_mixed: bool = False
+
+    TAG = qn(NS_COLIBRI2, "media")
+
+    @classmethod
+    def from_element(cls, el: Element) -> Media:
+        with _strict("<media>"):
+            _expect(el, cls.TAG)
+            media_type = _required(el, "type")
+            if media_type not in MEDIA_TYPES:
+                raise Colibri2ParseError(f"unknown media type {media_type!r}")
+            return cls(
+                type=media_type,
+                payload_types=tuple(
+                    PayloadType.from_element(p) for p in children(el, NS_RTP, "payload-type")
+                ),
+                header_extensions=tuple(
+                    HeaderExtension.from_element(h) for h in children(el, NS_HDREXT, "rtp-hdrext")
+                ),
+                extmap_allow_mixed=find_child(el, NS_HDREXT, "extmap-allow-mixed") is not None,
+            )
+
+    @classmethod
+    def from_description(cls, description: RtpDescription) -> Media:
+        """The media of an offer's RTP description (sources are not part of it)."""
+        if description.media not in MEDIA_TYPES:
+            raise Colibri2ParseError(f"not an audio or video description: {description.media!r}")
+        return cls(
+            type=description.media or "",
+            payload_types=description.payload_types,
+            header_extensions=description.header_extensions,
+            extmap_allow_mixed=description.extmap_allow_mixed,
+        )
+
+    def to_element(self) -> Element:
+        el = element(self.TAG, {"type": self.type})
+        el.extend(p.to_element() for p in self.payload_types)
+        el.extend(h.to_element() for h in self.header_extensions)
+        if self.extmap_allow_mixed:
+            el.append(element(qn(NS_HDREXT, "extmap-allow-mixed")))
+        return el
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSource(_Tuples):
+    """`<media-source type id synthetic?>`: one named source (`<endpoint>-a0`, `jvb-v0`) with its
+    SSMA `<source>`s and `<ssrc-group>`s."""
+
+    type: str
+    id: str
+    sources: tuple[SourceElement, ...] = ()
+    ssrc_groups: tuple[SsrcGroupElement, ...] = ()
+    synthetic: bool = False
+
+    TAG = qn(NS_COLIBRI2, "media-source")
+
+    @classmethod
+    def from_element(cls, el: Element) -> MediaSource:
+        with _strict("<media-source>"):
+            _expect(el, cls.TAG)
+            media_type = _required(el, "type")
+            if media_type not in MEDIA_TYPES:
+                raise Colibri2ParseError(f"unknown media type {media_type!r}")
+            return cls(
+                type=media_type,
+                id=_required(el, "id"),
+                sources=tuple(SourceElement.from_element(s) for s in children(el, NS_SSMA, "source")),
+                ssrc_groups=tuple(
+                    SsrcGroupElement.from_element(g) for g in children(el, NS_SSMA, "ssrc-group")
+                ),
+                synthetic=_bool(el, "synthetic"),
+            )
+
+    def to_element(self) -> Element:
+        el = element(self.TAG, _attrs(type=self.type, id=self.id, synthetic=self.synthetic))
+        el.extend(s.to_element() for s in self.sources)
+        el.extend(g.to_element() for g in self.ssrc_groups)
+        return el
+
+
+@dataclass(frozen=True, slots=True)
+class Sources(_Tuples):
+    """`<sources>`: an endpoint's complete source set (it replaces the previous one; an empty
+    `<sources/>` clears it), or, in an answer, the bridge's feedback sources."""
+
+    media_sources: tuple[MediaSource, ...] = ()
+
+    TAG = qn(NS_COLIBRI2, "sources")
+
+    @classmethod
+    def from_element(cls, el: Element) -> Sources:
+        with _strict("<sources>"):
+            _expect(el, cls.TAG)
+            parsed = tuple(MediaSource.from_element(m) for m in children(el, NS_COLIBRI2, "media-source"))
+            ids = [m.id for m in parsed]
+            if len(set(ids)) != len(ids):
+                raise Colibri2ParseError("two <media-source> share an id")
+            return cls(parsed)
+
+    def to_element(self) -> Element:
+        return element(self.TAG, None, *(m.to_element() for m in self.media_sources))
+
+    def __len__(self) -> int:
+        return len(self.media_sources)
+
+    def __iter__(self) -> Iterator[MediaSource]:
+        return iter(self.media_sources)
+
+    def of_type(self, media_type: str) -> tuple[MediaSource, ...]:
+        return tuple(m for m in self.media_sources if m.type == media_type)
+
+    def ssrcs(self) -> tuple[int, ...]:
+        return tuple(s.ssrc for m in self.media_sources for s in m.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class ForceMute:
+    """`<force-mute audio? video?>`; false attributes are left out, so `ForceMute()` (an empty
+    element) unmutes both."""
+
+    audio: bool = False
+    video: bool = False
+
+    TAG = qn(NS_COLIBRI2, "force-mute")
+
+    @classmethod
+    def from_element(cls, el: Element) -> ForceMute:
+        with _strict("<force-mute>"):
+            _expect(el, cls.TAG)
+            return cls(_bool(el, "audio"), _bool(el, "video"))
+
+    def to_element(self) -> Element:
+        return element(self.TAG, _attrs(audio=self.audio, video=self.video))
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints, relays, connects
+
+
+CAPABILITY = qn(NS_COLIBRI2, "capability")
+INITIAL_LAST_N = qn(NS_COLIBRI2, "initial-last-n")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint(_Tuples):
+    """`<endpoint id create? expire? stats-id? muc-role? diarize?>`: a participant in a request, a
+    relayed participant inside `<relay><endpoints>`, or the bridge's answer for one (then only
+    `id`, `expire` and `transport` are used)."""
+
+    id: str
+    create: bool = False
+    expire: bool = False
+    stats_id: str | None = None
+    muc_role: str | None = None
+    diarize: bool = False
+    medias: tuple[Media, ...] = ()
+    transport: Transport | None = None
+    sources: Sources | None = None
+    force_mute: ForceMute | None = None
+    capabilities: tuple[str, ...] = ()
+    initial_last_n: int | None = None
+
+    TAG = qn(NS_COLIBRI2, "endpoint")
+
+    @property
+    def visitor(self) -> bool:
+        return self.muc_role == "visitor"
+
+    def has_capability(self, name: str) -> bool:
+        return name in self.capabilities
+
+    @property
+    def changes_state(self) -> bool:
+        """True when the endpoint creates, or sets media, transport or sources: what makes a
+        request more than a batch of expires / force-mutes (§2.4)."""
+        return self.create or bool(self.medias) or self.transport is not None or self.sources is not None
+
+    @classmethod
+    def from_element(cls, el: Element) -> Endpoint:
+        with _strict("<endpoint>"):
+            _expect(el, cls.TAG)
+            endpoint_id = _required(el, "id")
+        with _strict(f"endpoint {endpoint_id!r}"):
+            transport = _one(el, NS_COLIBRI2, "transport")
+            sources = _one(el, NS_COLIBRI2, "sources")
+            force_mute = _one(el, NS_COLIBRI2, "force-mute")
+            last_n = _one(el, NS_COLIBRI2, "initial-last-n")
+            medias = tuple(Media.from_element(m) for m in children(el, NS_COLIBRI2, "media"))
+            if len({m.type for m in medias}) != len(medias):
+                raise Colibri2ParseError("two <media> of the same type")
+            return cls(
+                id=endpoint_id,
+                create=_bool(el, "create"),
+                expire=_bool(el, "expire"),
+                stats_id=el.get("stats-id") or None,
+                muc_role=el.get("muc-role") or None,
+                diarize=_bool(el, "diarize"),
+                medias=medias,
+                transport=Transport.from_element(transport) if transport is not None else None,
+                sources=Sources.from_element(sources) if sources is not None else None,
+                force_mute=ForceMute.from_element(force_mute) if force_mute is not None else None,
+                capabilities=tuple(_required(c, "name") for c in children(el, NS_COLIBRI2, "capability")),
+                initial_last_n=(
+                    _required_last_n(last_n) if last_n is not None else None
+                ),
+            )
+
+    def to_element(self) -> Element:
+        el = element(
+            self.TAG,
+            _attrs(
+                id=self.id,
+                create=self.create,
+                expire=self.expire,
+                stats_id=self.stats_id,
+                muc_role=self.muc_role,
+                diarize=self.diarize,
+            ),
+        )
+        el.extend(m.to_element() for m in self.medias)
+        if self.transport is not None:
+            el.append(self.transport.to_element())
+        if self.sources is not None:
+            el.append(self.sources.to_element())
+        if self.force_mute is not None:
+            el.append(self.force_mute.to_element())
+        el.extend(element(CAPABILITY, {"name": name}) for name in self.capabilities)
+        if self.initial_last_n is not None:
+            el.append(element(INITIAL_LAST_N, {"value": str(self.initial_last_n)}))
+        return el
+
+
+def _required_last_n(el: Element) -> int:
+    value = _int(el, "value", minimum=-1, maximum=2**31 - 1)
+    if value is None:
+        raise Colibri2ParseError("<initial-last-n> lacks the 'value' attribute")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Relay(_Tuples):
+    """`<relay id create? expire? mesh-id?>`: an Octo link to the bridge whose relay id is `id`,
+    with the endpoints that live on that bridge (in `<endpoints>`)."""
+
+    id: str
+    create: bool = False
+    expire: bool = False
+    mesh_id: str | None = None
+    medias: tuple[Media, ...] = ()
+    transport: Transport | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    TAG = qn(NS_COLIBRI2, "relay")
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+    @classmethod
+    def from_element(cls, el: Element) -> Relay:
+        with _strict("<relay>"):
+            _expect(el, cls.TAG)
+            relay_id = _required(el, "id")
+        with _strict(f"relay {relay_id!r}"):
+            transport = _one(el, NS_COLIBRI2, "transport")
+            endpoints = _one(el, NS_COLIBRI2, "endpoints")
+            parsed = (
+                tuple(Endpoint.from_element(e) for e in children(endpoints, NS_COLIBRI2, "endpoint"))
+                if endpoints is not None else ()
+            )
+            _no_duplicate_ids(parsed, "endpoint")
+            return cls(
+                id=relay_id,
+                create=_bool(el, "create"),
+                expire=_bool(el, "expire"),
+                mesh_id=el.get("mesh-id"),
+                medias=tuple(Media.from_element(m) for m in children(el, NS_COLIBRI2, "media")),
+                transport=Transport.from_element(transport) if transport is not None else None,
+                endpoints=parsed,
+            )
+
+    def to_element(self) -> Element:
+        el = element(
+            self.TAG, _attrs(id=self.id, create=self.create, expire=self.expire, mesh_id=self.mesh_id)
+        )
+        el.extend(m.to_element() for m in self.medias)
+        if self.transport is not None:
+            el.append(self.transport.to_element())
+        if self.endpoints:
+            el.append(element(qn(NS_COLIBRI2, "endpoints"), None, *(e.to_element() for e in self.endpoints)))
+        return el
+
+
+def _no_duplicate_ids(items: tuple[Any, ...], what: str) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise Colibri2ParseError(f"two <{what}> elements with id {item.id!r}")
+        seen.add(item.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Connect(_Tuples):
+    """`<connect url protocol type audio? video? id? create? expire?>` in `<connects>`: a
+    transcriber or translator the bridge dials over a web socket (§2.2). `ping` is
+    (interval, timeout) in ms; `http_headers` (name, value) pairs."""
+
+    url: str | None = None
+    type: str | None = None
+    protocol: str | None = "mediajson"
+    audio: bool = False
+    video: bool = False
+    id: str | None = None
+    create: bool = False
+    expire: bool = False
+    http_headers: tuple[tuple[str, str], ...] = ()
+    ping: tuple[int, int] | None = None
+    exports: tuple[str, ...] = ()
+    requests: tuple[str, ...] = ()
+
+    TAG = qn(NS_COLIBRI2, "connect")
+
+    @property
+    def key(self) -> str:
+        """What identifies the connect: its id, else its URL."""
+        return self.id or self.url or ""
+
+    @classmethod
+    def from_element(cls, el: Element) -> Connect:
+        with _strict("<connect>"):
+            _expect(el, cls.TAG)
+            connect_type = el.get("type")
+            if connect_type is not None and connect_type not in CONNECT_TYPES:
+                raise Colibri2ParseError(f"unknown connect type {connect_type!r}")
+            url, connect_id = el.get("url") or None, el.get("id") or None
+            if url is None and connect_id is None:
+                raise Colibri2ParseError("<connect> has neither a url nor an id")
+            ping_el = _one(el, NS_COLIBRI2, "ping")
+            ping = None
+            if ping_el is not None:
+                interval = _int(ping_el, "interval", minimum=0, maximum=2**31 - 1)
+                timeout = _int(ping_el, "timeout", minimum=0, maximum=2**31 - 1)
+                ping = (interval or 0, timeout or 0)
+            exports = _one(el, NS_COLIBRI2, "exports")
+            requests = _one(el, NS_COLIBRI2, "requests")
+            return cls(
+                url=url,
+                type=connect_type,
+                protocol=el.get("protocol"),
+                audio=_bool(el, "audio"),
+                video=_bool(el, "video"),
+                id=connect_id,
+                create=_bool(el, "create"),
+                expire=_bool(el, "expire"),
+                http_headers=tuple(
+                    (_required(h, "name"), h.get("value", ""))
+                    for h in children(el, NS_COLIBRI2, "http-header")
+                ),
+                ping=ping,
+                exports=tuple(
+                    _required(x, "name") for x in children(exports, NS_COLIBRI2, "export")
+                ) if exports is not None else (),
+                requests=tuple(
+                    _required(r, "name") for r in children(requests, NS_COLIBRI2, "request")
+                ) if requests is not None else (),
+            )
+
+    def to_element(self) -> Element:
+        el = element(
+            self.TAG,
+            _attrs(
+                url=self.url, protocol=self.protocol, type=self.type, audio=self.audio,
+                video=self.video, id=self.id, create=self.create, expire=self.expire,
+            ),
+        )
+        el.extend(
+            element(qn(NS_COLIBRI2, "http-header"), {"name": n, "value": v}) for n, v in self.http_headers
+        )
+        if self.ping is not None:
+            el.append(element(qn(NS_COLIBRI2, "ping"),
+                              {"interval": str(self.ping[0]), "timeout": str(self.ping[1])}))
+        if self.exports:
+            el.append(element(qn(NS_COLIBRI2, "exports"), None,
+                              *(element(qn(NS_COLIBRI2, "export"), {"name": n}) for n in self.exports)))
+        if self.requests:
+            el.append(element(qn(NS_COLIBRI2, "requests"), None,
+                              *(element(qn(NS_COLIBRI2, "request"), {"name": n}) for n in self.requests)))
+        return el
+
+
+# ---------------------------------------------------------------------------------------------
+# The request and the answer
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceModify(_Tuples):
+    """`<conference-modify xmlns='jitsi:colibri2' meeting-id name? create? expire?
+    rtcstats-enabled? callstats-enabled?>`. `rtcstats_enabled` / `callstats_enabled` are None
+    when absent (jicofo only writes rtcstats-enabled='false'). `sources` are conference-level
+    (feedback) sources, which jicofo does not send today."""
+
+    meeting_id: str
+    name: str | None = None
+    create: bool = False
+    expire: bool = False
+    rtcstats_enabled: bool | None = None
+    callstats_enabled: bool | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+    relays: tuple[Relay, ...] = ()
+    connects: tuple[Connect, ...] = ()
+    sources: Sources | None = None
+
+    TAG = CONFERENCE_MODIFY
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+    def relay(self, relay_id: str) -> Relay | None:
+        return next((r for r in self.relays if r.id == relay_id), None)
+
+    @classmethod
+    def from_element(cls, el: Element) -> ConferenceModify:
+        with _strict():
+            _expect(el, cls.TAG)
+            meeting_id = _required(el, "meeting-id")
+            connects = _one(el, NS_COLIBRI2, "connects")
+            sources = _one(el, NS_COLIBRI2, "sources")
+            endpoints = tuple(Endpoint.from_element(e) for e in children(el, NS_COLIBRI2, "endpoint"))
+            relays = tuple(Relay.from_element(r) for r in children(el, NS_COLIBRI2, "relay"))
+            return cls(
+                meeting_id=meeting_id,
+                name=el.get("name") or None,
+                create=_bool(el, "create"),
+                expire=_bool(el, "expire"),
+                rtcstats_enabled=_opt_bool(el, "rtcstats-enabled"),
+                callstats_enabled=_opt_bool(el, "callstats-enabled"),
+                endpoints=endpoints,
+                relays=relays,
+                connects=tuple(
+                    Connect.from_element(c) for c in children(connects, NS_COLIBRI2, "connect")
+                ) if connects is not None else (),
+                sources=Sources.from_element(sources) if sources is not None else None,
+            )
+
+    def to_element(self) -> Element:
+        attrs = _attrs(meeting_id=self.meeting_id, name=self.name, create=self.create, expire=self.expire)
+        for key, value in (("rtcstats-enabled", self.rtcstats_enabled),
+                           ("callstats-enabled", self.callstats_enabled)):
+            if value is not None:
+                attrs[key] = "true" if value else "false"
+        el = element(self.TAG, attrs)
+        el.extend(e.to_element() for e in self.endpoints)
+        el.extend(r.to_element() for r in self.relays)
+        if self.connects:
+            el.append(element(qn(NS_COLIBRI2, "connects"), None, *(c.to_element() for c in self.connects)))
+        if self.sources is not None:
+            el.append(self.sources.to_element())
+        return el
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceModified(_Tuples):
+    """`<conference-modified xmlns='jitsi:colibri2'>`: one `<endpoint>` / `<relay>` per entity of
+    the request, in order, then the bridge's feedback `<sources>` (on creates)."""
+
+    endpoints: tuple[Endpoint, ...] = ()
+    relays: tuple[Relay, ...] = ()
+    sources: Sources | None = None
+
+    TAG = CONFERENCE_MODIFIED
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+    def relay(self, relay_id: str) -> Relay | None:
+        return next((r for r in self.relays if r.id == relay_id), None)
+
+    @property
+    def feedback_sources(self) -> Sources | None:
+        return self.sources
+
+    @classmethod
+    def from_element(cls, el: Element) -> ConferenceModified:
+        with _strict():
+            _expect(el, cls.TAG)
+            sources = _one(el, NS_COLIBRI2, "sources")
+            return cls(
+                endpoints=tuple(Endpoint.from_element(e) for e in children(el, NS_COLIBRI2, "endpoint")),
+                relays=tuple(Relay.from_element(r) for r in children(el, NS_COLIBRI2, "relay")),
+                sources=Sources.from_element(sources) if sources is not None else None,
+            )
+
+    def to_element(self) -> Element:
+        el = element(self.TAG)
+        el.extend(e.to_element() for e in self.endpoints)
+        el.extend(r.to_element() for r in self.relays)
+        if self.sources is not None:
+            el.append(self.sources.to_element())
+        return el
