@@ -300,3 +300,43 @@ async def test_focus_session_lost_keeps_the_bridges_still_there(prosody: Prosody
             assert b1.is_operational(trio.current_time())
             nursery.cancel_scope.cancel()
         outer.cancel_scope.cancel()
+
+
+async def test_bridges_dropped_when_the_focus_cannot_get_back_in(prosody: ProsodyInstance) -> None:
+    brewery_jid = JID.parse(prosody.brewery_jid)
+    async with trio.open_nursery() as outer:
+        proxy = TcpProxy(prosody.ip, prosody.c2s_port)
+        await outer.start(proxy.run)
+        settings = settings_for(prosody, "focus", resource="focus", host="127.0.0.1", port=proxy.port,
+                                stream_management=False)
+        async with connected(settings) as focus, \
+                connected(settings_for(prosody, "jvb", resource="jvb1")) as c1, \
+                connected(settings_for(prosody, "jvb", resource="squatter")) as c_squatter, \
+                trio.open_nursery() as nursery:
+            jvb1 = FakeBridge(c1, brewery_jid, "jvb1")
+            await jvb1.join()
+            brewery = Brewery(focus, brewery_jid, bridge_config(prosody, enabled=False),
+                              request_timeout=0.3)
+            events: list[BridgeEvent] = []
+            brewery.add_listener(events.append)
+            await nursery.start(brewery.run)
+            await wait_for(lambda: len(brewery.bridges) == 1)
+            b1 = brewery.bridges[brewery_jid.with_resource("jvb1")]
+
+            # While the focus is away, someone else takes its nickname: the rejoin is refused.
+            proxy.refusing = True
+            proxy.cut()
+            await wait_for(lambda: not focus.connected)
+            squatter = MucRoom(c_squatter, brewery_jid, "focus")
+            await squatter.join()
+            proxy.refusing = False
+            await wait_for(lambda: events == [BridgeAdded(b1), BridgeRemoved(b1)])
+            assert b1.removed and not brewery.bridges and not brewery.joined
+
+            # Once the nickname is free the focus gets in and finds the bridge again.
+            await squatter.leave()
+            await wait_for(lambda: len(events) == 3 and brewery.joined)
+            assert isinstance(events[2], BridgeAdded) and events[2].bridge is not b1
+            assert events[2].bridge.nickname == "jvb1"
+            nursery.cancel_scope.cancel()
+        outer.cancel_scope.cancel()

@@ -19,7 +19,9 @@ Losing the room (kicked, room destroyed, or a new XMPP session that could not re
 drops every bridge then (and every conference moves its participants). Here the bridges are kept
 while the focus rejoins, and once back in the room only those that are no longer there (or no
 longer send stats) are removed: a focus reconnect does not move participants off healthy bridges.
-Occupants leaving while the focus is out of the room are settled by that comparison too.
+Occupants leaving while the focus is out of the room are settled by that comparison too. If the
+rejoin takes longer than `rejoin_grace` (default: three reply timeouts), every bridge is removed
+(`BridgeRemoved`), as upstream, and the focus keeps trying to rejoin.
 
 Health checks (JvbDoctor), one task per bridge in the brewery's nursery, started when the bridge
 is added and cancelled when it is removed. Every `health-checks.interval` (first one an interval
@@ -38,8 +40,8 @@ goes to the bridge's occupant JID with the reply timeout as deadline:
 No check is sent, and a timeout does not count, while our own connection is down or we are out of
 the room: that says nothing about the bridge. With `use-presence` no IQ is sent: each interval, no
 stats presence for `presence-timeout` counts as timed out, `healthy=false` as failed, otherwise
-passed. With `health-checks.enabled` false there are no checks at all (and, as upstream, a bridge
-that `mark_failed` made non-operational is never marked healthy again).
+passed. With `health-checks.enabled` false (or an interval ≤ 0) there are no checks at all (and,
+as upstream, a bridge that `mark_failed` made non-operational is never marked healthy again).
 
 Listeners are synchronous callbacks, called in registration order from the brewery's task; they
 must not block (hand the event to an inbox). An exception in one is logged and does not stop the
@@ -197,6 +199,7 @@ class Brewery:
         nickname: str = "focus",
         clock: Callable[[], float] = trio.current_time,
         request_timeout: float | None = None,
+        rejoin_grace: float | None = None,
     ) -> None:
         self.client = client
         self.jid = brewery_jid.bare
@@ -204,6 +207,7 @@ class Brewery:
         self.nickname = nickname
         self.clock = clock
         self.request_timeout = request_timeout if request_timeout is not None else client.timeouts.request
+        self.rejoin_grace = rejoin_grace if rejoin_grace is not None else 3 * self.request_timeout
         self.bridges: dict[JID, Bridge] = {}
         self._listeners: list[BridgeListener] = []
         self._watches: dict[Bridge, _Watch] = {}
@@ -315,7 +319,12 @@ class Brewery:
                             self.jid, event.reason, len(self.bridges))
                 # A kicked room keeps its occupant list; only fresh presences must count.
                 room.occupants.clear()
-                await self._join(room)
+                with trio.move_on_after(self.rejoin_grace) as grace:
+                    await self._join(room)
+                if grace.cancelled_caught:
+                    for bridge in list(self.bridges.values()):
+                        self._remove(bridge, "the focus could not get back into the brewery")
+                    await self._join(room)
                 self._settle(room)
             elif isinstance(event, Rejoined):
                 self._settle(room)
@@ -357,7 +366,8 @@ class Brewery:
                  "graceful_shutdown=%s shutting_down=%s", bridge.nickname, bridge.full_version,
                  bridge.region, bridge.relay_id, bridge.stress, bridge.drain, bridge.graceful_shutdown,
                  bridge.shutting_down)
-        if self.config.health_checks.enabled and self._nursery is not None:
+        checks = self.config.health_checks
+        if checks.enabled and checks.interval > 0 and self._nursery is not None:
             watch.scope = trio.CancelScope()
             self._nursery.start_soon(self._health_loop, bridge, watch.scope)
         self._emit(BridgeAdded(bridge))
@@ -458,9 +468,10 @@ class Brewery:
             if previous is not HealthState.OK:
                 log.info("bridge %s: health check passed", bridge.nickname)
             operational = bridge.is_operational(now)
-            if operational and not watch.operational:
+            recovered = operational and not watch.operational
+            watch.operational = operational
+            if recovered:
                 log.info("bridge %s: operational again", bridge.nickname)
-                watch.operational = True
                 self._emit(BridgeRecovered(bridge))
             return
         bridge.mark_failed(now)
