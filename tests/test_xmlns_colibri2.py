@@ -719,3 +719,75 @@ def test_malformed_answers_are_refused() -> None:
             "</relay></conference-modified>"))
     with pytest.raises(Colibri2ParseError):
         Relay.from_element(parse_fragment("<endpoint xmlns='jitsi:colibri2' id='x'/>"))
+
+
+# --- Brewery stats (jicofo.xmlns.colibri_stats), §1.4.
+
+STATS_PRESENCE = """\
+<presence to='jvbbrewery@internal.auth.example.com/jvb-sim-1' id='pres-77'>
+  <stats xmlns='http://jitsi.org/protocol/colibri'>
+    <stat name='stress_level' value='0.12'/>
+    <stat name='average_participant_stress' value='0.01'/>
+    <stat name='conferences' value='3'/>
+    <stat name='participants' value='11'/>
+    <stat name='endpoints' value='11'/>
+    <stat name='graceful_shutdown' value='false'/>
+    <stat name='shutting_down' value='false'/>
+    <stat name='drain' value='false'/>
+    <stat name='healthy' value='true'/>
+    <stat name='current_timestamp' value='2026-08-20 09:14:05.317'/>
+    <stat name='relay_id' value='sim-relay-1'/>
+    <stat name='region' value='us-east-1'/>
+    <stat name='version' value='2.3.250-g1a2b3c4d'/>
+  </stats>
+</presence>"""
+
+
+def test_stats_presence_example() -> None:
+    from jicofo.xmlns.colibri_stats import BridgeStats
+
+    stats = BridgeStats.from_presence(parse_fragment(STATS_PRESENCE))
+    assert stats is not None
+    assert (stats.stress_level, stats.average_participant_stress) == (0.12, 0.01)
+    assert (stats.conferences, stats.participants, stats.endpoints) == (3, 11, 11)
+    assert (stats.graceful_shutdown, stats.shutting_down, stats.drain, stats.healthy) == (
+        False, False, False, True)
+    assert (stats.relay_id, stats.region, stats.version) == ("sim-relay-1", "us-east-1", "2.3.250-g1a2b3c4d")
+    assert stats.current_timestamp == "2026-08-20 09:14:05.317"
+    assert stats.release is None and stats.extra == {}
+    assert BridgeStats.from_element(parse_fragment(serialize(stats.to_element()))) == stats
+    assert BridgeStats.from_presence(parse_fragment("<presence/>")) is None
+
+
+def test_stats_reading_is_tolerant() -> None:
+    from jicofo.xmlns.colibri_stats import BridgeStats
+
+    stats = BridgeStats.from_element(parse_fragment(
+        "<stats xmlns='http://jitsi.org/protocol/colibri'>"
+        "<stat name='stress_level' value='lots'/><stat name='average_participant_stress' value='NaN'/>"
+        "<stat name='conferences' value='4.0'/><stat name='endpoints' value='x'/>"
+        "<stat name='drain' value='TRUE'/><stat name='healthy' value='yes'/>"
+        "<stat name='new_thing' value='7'/><stat value='no name'/><stat name='region'/>"
+        "</stats>"))
+    assert stats.stress_level is None and stats.average_participant_stress is None
+    assert stats.conferences == 4 and stats.endpoints is None
+    assert stats.drain is True and stats.healthy is False  # Java parseBoolean
+    assert stats.region is None
+    assert stats.extra == {"new_thing": "7"}
+
+
+def test_stats_writing_uses_java_formats_and_json_types() -> None:
+    from jicofo.xmlns.colibri_stats import STATS_FILTER_WHITELIST, BridgeStats, java_double
+
+    assert [java_double(v) for v in (0.0, 0.1234, 1e-4, 5.0, 12345678.0, -2.5e-5)] == [
+        "0.0", "0.1234", "1.0E-4", "5.0", "1.2345678E7", "-2.5E-5"]
+    stats = BridgeStats(stress_level=0.0, average_participant_stress=1e-4, drain=False, conferences=2,
+                        version="2.3.250-g1", extra={"custom": "x"})
+    values = {s.get("name"): s.get("value") for s in stats.to_element()}
+    assert values == {"stress_level": "0.0", "average_participant_stress": "1.0E-4", "drain": "false",
+                      "version": "2.3.250-g1", "conferences": "2", "custom": "x"}
+    assert stats.to_json() == {"stress_level": 0.0, "average_participant_stress": 1e-4, "drain": False,
+                               "version": "2.3.250-g1", "conferences": 2, "custom": "x"}
+    filtered = {s.get("name") for s in stats.to_element(STATS_FILTER_WHITELIST)}
+    assert filtered == {"stress_level", "average_participant_stress", "drain", "version"}
+    assert BridgeStats.from_mapping(stats.to_json()) == stats
