@@ -132,7 +132,8 @@ class BaseXMPPConnection:
     ) -> None:
         """Hand IQs whose payload is `tag` to `router`, synchronously and in arrival order, from
         the reader task. The router must not block: it queues the IQ for its owner (a
-        participant's inbox, a conference's FIFO), which answers later with reply/reply_error.
+        participant's inbox, a conference's FIFO), which answers later with reply/reply_error,
+        or raises StanzaError to have that error answered at once.
         Use this where order matters; add_iq_handler runs handlers concurrently."""
         self._iq_routers[tag] = (router, frozenset(types))
         self._handled_namespaces.add(tag.split("}", 1)[0][1:])
@@ -349,6 +350,8 @@ class BaseXMPPConnection:
         if routed is not None and type_ in routed[1]:
             try:
                 routed[0](iq)
+            except StanzaError as refused:
+                self._spawn_reply_error(iq, refused)
             except Exception:
                 log.exception("%s: IQ router for %s failed", self.name, tag)
                 self._spawn_reply_error(iq, StanzaError("internal-server-error"))
