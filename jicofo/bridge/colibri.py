@@ -1,0 +1,359 @@
+"""One conference's Colibri2 session with one bridge.
+
+A `ColibriSession` owns a FIFO of requests for its (conference, bridge) pair and one task that
+sends them one at a time, each waiting for its answer under the configured deadline, so the
+bridge sees this conference's requests in order (and never two in flight: simpler to reason about,
+and one round trip on loopback or in a data centre is small next to the signalling it carries).
+Allocations are awaited by the participant that asked; updates and expiries are fire-and-forget,
+their failures reported to the conference through `on_failure`.
+
+When the bridge fails, the conference cancels the session task's scope: every request in flight
+ends there, and the conference re-invites the participants that were on it elsewhere.
+
+How errors are read follows focus-behaviour.md §2.10: `ColibriFailure` says whether the bridge
+lost the conference (`session_lost`: move everyone), whether the bridge must be marked
+(`mark_bridge`: "failed" = non-operational, "graceful" = in graceful shutdown), and whether only
+one endpoint is unknown to the bridge (`unknown_endpoint`: re-invite that one).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from jicofo.bridge.model import Bridge
+from jicofo.conference.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
+from jicofo.xmlns import colibri2 as c2
+from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription, SourceElement, SsrcGroupElement
+from jicofo.xmpp.client import BaseXMPPConnection
+from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000
+
+
+class ColibriFailure(Exception):
+    def __init__(
+        self,
+        text: str,
+        *,
+        session_lost: bool,
+        mark_bridge: str | None = None,
+        unknown_endpoint: bool = False,
+        endpoint_id: str | None = None,
+    ) -> None:
+        super().__init__(text)
+        self.session_lost = session_lost
+        self.mark_bridge = mark_bridge
+        self.unknown_endpoint = unknown_endpoint
+        self.endpoint_id = endpoint_id
+
+
+def classify_error(err: StanzaError, *, allocation: bool) -> ColibriFailure:
+    """Map a bridge's error answer onto what the conference must do (§2.10 tables)."""
+    info = c2.colibri2_error(err)
+    reason = str(info.reason) if info is not None else None
+    condition = err.condition
+    text = f"{condition}" + (f" ({reason})" if reason else "") + (f": {err.text}" if err.text else "")
+    if condition == "bad-request":
+        # Upstream neither retries nor moves (it would loop on a request the bridge rejects).
+        return ColibriFailure(text, session_lost=False)
+    if condition == "item-not-found":
+        if reason == "unknown_endpoint" and not allocation:
+            return ColibriFailure(text, session_lost=False, unknown_endpoint=True)
+        return ColibriFailure(text, session_lost=reason == "conference_not_found" or not allocation)
+    if condition == "conflict":
+        return ColibriFailure(text, session_lost=True)
+    if condition == "service-unavailable" and reason == "graceful_shutdown":
+        return ColibriFailure(text, session_lost=True, mark_bridge="graceful")
+    return ColibriFailure(text, session_lost=True, mark_bridge="failed")
+
+
+@dataclass(frozen=True)
+class EndpointRequest:
+    endpoint_id: str
+    stats_id: str | None
+    medias: tuple[RtpDescription, ...]
+    sctp: bool
+    sources: EndpointSourceSet
+    ssrc_rewriting: bool = False
+    force_mute_audio: bool = False
+    force_mute_video: bool = False
+
+
+@dataclass(frozen=True)
+class Allocation:
+    transport: IceUdpTransport
+    sctp_port: int | None
+    feedback_sources: EndpointSourceSet
+
+
+@dataclass
+class _Request:
+    payload: c2.ConferenceModify
+    kind: str
+    endpoint_id: str | None = None
+    done: trio.Event | None = None
+    result: c2.ConferenceModified | None = None
+    error: ColibriFailure | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+class ColibriSession:
+    def __init__(
+        self,
+        client: BaseXMPPConnection,
+        bridge: Bridge,
+        *,
+        meeting_id: str,
+        room_name: str,
+        timeout: float,
+        rtcstats_enabled: bool = True,
+        on_failure: Callable[[ColibriSession, ColibriFailure, str | None], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.bridge = bridge
+        self.id = str(uuid.uuid4())  # the bridge-session id clients see
+        self.meeting_id = meeting_id
+        self.room_name = room_name
+        self.timeout = timeout
+        self.rtcstats_enabled = rtcstats_enabled
+        self.on_failure = on_failure
+        self.endpoints: set[str] = set()
+        self.feedback_sources: EndpointSourceSet | None = None
+        self._created = False  # a create was sent (the first allocation carries it)
+        self._expired = False
+        self._send, self._queue = trio.open_memory_channel[_Request](QUEUE_SIZE)
+        self._idle_expire = False
+
+    def __repr__(self) -> str:
+        return f"<ColibriSession {self.id} on {self.bridge.nickname}>"
+
+    # ----- the task -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async for request in self._queue:
+            await self._process(request)
+            if self._expired:
+                return
+
+    async def _process(self, request: _Request) -> None:
+        iq = self.client.iq("get", self.bridge.jid, request.payload.to_element())
+        try:
+            answer = await self.client.request(iq, timeout=self.timeout)
+            body = answer.find(c2.CONFERENCE_MODIFIED)
+            if body is None:
+                raise ColibriFailure("the answer is not a conference-modified", session_lost=False,
+                                     mark_bridge="failed")
+            try:
+                request.result = c2.ConferenceModified.from_element(body)
+            except ValueError as exc:
+                raise ColibriFailure(f"malformed conference-modified: {exc}", session_lost=False,
+                                     mark_bridge="failed") from None
+        except IQTimeout:
+            request.error = ColibriFailure(f"{request.kind} timed out", session_lost=True,
+                                           mark_bridge="failed")
+        except NotConnected as exc:
+            request.error = ColibriFailure(f"{request.kind} not sent: {exc}", session_lost=False)
+        except StanzaError as err:
+            request.error = classify_error(err, allocation=request.kind == "allocate")
+            if request.error.unknown_endpoint:
+                request.error.endpoint_id = request.endpoint_id
+        except ColibriFailure as failure:
+            request.error = failure
+        if request.done is not None:
+            request.done.set()
+            return
+        if request.error is not None:
+            log.warning("%s: %s for %s failed: %s", self, request.kind,
+                        request.endpoint_id or "the conference", request.error)
+            if request.kind == "expire":
+                return  # nothing to recover: it was going away
+            if self.on_failure is not None:
+                self.on_failure(self, request.error, request.endpoint_id)
+
+    def _enqueue(self, request: _Request) -> None:
+        try:
+            self._send.send_nowait(request)
+        except trio.WouldBlock:
+            request.error = ColibriFailure("colibri queue full", session_lost=False)
+            if request.done is not None:
+                request.done.set()
+            else:
+                log.error("%s: queue full; dropping %s", self, request.kind)
+        except trio.ClosedResourceError:
+            request.error = ColibriFailure("the session has ended", session_lost=False)
+            if request.done is not None:
+                request.done.set()
+
+    # ----- operations ---------------------------------------------------------------------------
+
+    async def allocate(self, endpoint: EndpointRequest) -> Allocation:
+        """Allocate an endpoint (creating the conference with the first one). Raises ColibriFailure."""
+        create = not self._created
+        self._created = True
+        self.endpoints.add(endpoint.endpoint_id)
+        capabilities = [c2.CAPABILITY_SOURCE_NAMES]
+        if endpoint.ssrc_rewriting:
+            capabilities.append(c2.CAPABILITY_SSRC_REWRITING)
+        payload = c2.ConferenceModify(
+            meeting_id=self.meeting_id,
+            name=self.room_name if create else None,
+            create=create,
+            rtcstats_enabled=None if self.rtcstats_enabled or not create else False,
+            endpoints=(
+                c2.Endpoint(
+                    id=endpoint.endpoint_id,
+                    create=True,
+                    stats_id=endpoint.stats_id,
+                    medias=tuple(c2.Media.from_description(d) for d in endpoint.medias),
+                    transport=c2.Transport(
+                        ice_controlling=True, sctp=c2.Sctp() if endpoint.sctp else None
+                    ),
+                    sources=_sources_to_colibri(endpoint.endpoint_id, endpoint.sources),
+                    capabilities=tuple(capabilities),
+                    force_mute=(
+                        c2.ForceMute(endpoint.force_mute_audio, endpoint.force_mute_video)
+                        if endpoint.force_mute_audio or endpoint.force_mute_video else None
+                    ),
+                ),
+            ),
+        )
+        request = _Request(payload, "allocate", endpoint.endpoint_id, done=trio.Event())
+        self._enqueue(request)
+        try:
+            await request.done.wait()  # type: ignore[union-attr]
+        except trio.Cancelled:
+            self.endpoints.discard(endpoint.endpoint_id)
+            raise
+        if request.error is not None:
+            self.endpoints.discard(endpoint.endpoint_id)
+            if create:
+                self._created = False
+            raise request.error
+        assert request.result is not None
+        answered = request.result.endpoint(endpoint.endpoint_id)
+        if answered is None or answered.transport is None or answered.transport.ice is None:
+            self.endpoints.discard(endpoint.endpoint_id)
+            raise ColibriFailure("no transport for the endpoint in the answer", session_lost=False)
+        sctp_port = answered.transport.sctp.port if answered.transport.sctp is not None else None
+        if endpoint.sctp and sctp_port is None:
+            self.endpoints.discard(endpoint.endpoint_id)
+            raise ColibriFailure("SCTP was requested but the answer has none", session_lost=False)
+        if self.feedback_sources is None and request.result.sources is not None:
+            self.feedback_sources = _sources_from_colibri(request.result.sources)
+        self.bridge.endpoint_added(trio.current_time())
+        return Allocation(answered.transport.ice, sctp_port,
+                          self.feedback_sources or EndpointSourceSet((), ()))
+
+    def update_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        transport: IceUdpTransport | None = None,
+        sources: EndpointSourceSet | None = None,
+    ) -> None:
+        if endpoint_id not in self.endpoints:
+            return
+        payload = c2.ConferenceModify(
+            meeting_id=self.meeting_id,
+            endpoints=(
+                c2.Endpoint(
+                    id=endpoint_id,
+                    transport=c2.Transport(ice=transport) if transport is not None else None,
+                    sources=_sources_to_colibri(endpoint_id, sources) if sources is not None else None,
+                ),
+            ),
+        )
+        self._enqueue(_Request(payload, "update", endpoint_id))
+
+    def expire_endpoint(self, endpoint_id: str) -> None:
+        if endpoint_id not in self.endpoints:
+            return
+        self.endpoints.discard(endpoint_id)
+        self.bridge.endpoint_removed()
+        payload = c2.ConferenceModify(
+            meeting_id=self.meeting_id, endpoints=(c2.Endpoint(id=endpoint_id, expire=True),),
+        )
+        self._enqueue(_Request(payload, "expire", endpoint_id))
+
+    def expire_when_idle(self) -> None:
+        """Queue the conference expire behind whatever is queued; the task ends after it."""
+        if self._expired or not self._created:
+            self._expired = True
+            self._send.close()
+            return
+        self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, expire=True), "expire"))
+        self._expired = True
+        self._send.close()
+
+    async def expire_conference(self) -> None:
+        """Expire the whole conference on the bridge now (conference stop, bridge failure)."""
+        if not self._created:
+            return
+        self._created = False
+        self.bridge_endpoint_removed()
+        iq = self.client.iq(
+            "get", self.bridge.jid, c2.ConferenceModify(meeting_id=self.meeting_id, expire=True).to_element()
+        )
+        try:
+            await self.client.request(iq, timeout=self.timeout)
+        except (IQTimeout, NotConnected, StanzaError) as exc:
+            log.info("%s: conference expire not confirmed: %s", self, exc)
+
+    def bridge_endpoint_removed(self) -> None:
+        """Stop counting this session's endpoints against the bridge's load."""
+        if self.endpoints:
+            self.bridge.endpoint_removed(len(self.endpoints))
+            self.endpoints.clear()
+
+    def sources_changed_elsewhere(self, owner: str, sources: EndpointSourceSet) -> None:
+        """Relays mirror other bridges' endpoints; nothing to do for a single-bridge conference."""
+
+
+# ----- conversions between our source model and Colibri2's --------------------------------------
+
+
+def _sources_to_colibri(endpoint_id: str, sources: EndpointSourceSet) -> c2.Sources:
+    """One media-source per source name (unnamed ones: `<endpoint>-a0` / `-v0`), as upstream."""
+    by_name: dict[tuple[MediaType, str], list[Source]] = {}
+    for source in sources.sources:
+        suffix = "a0" if source.media_type is MediaType.AUDIO else "v0"
+        name = source.name or f"{endpoint_id}-{suffix}"
+        by_name.setdefault((source.media_type, name), []).append(source)
+    media_sources = []
+    for (media_type, name), members in by_name.items():
+        ssrcs = {s.ssrc for s in members}
+        groups = tuple(
+            SsrcGroupElement(str(g.semantics), g.ssrcs)
+            for g in sources.groups
+            if g.media_type is media_type and ssrcs.issuperset(g.ssrcs)
+        )
+        media_sources.append(c2.MediaSource(
+            type=str(media_type), id=name,
+            sources=tuple(SourceElement(s.ssrc, name=name, video_type=s.video_type) for s in members),
+            ssrc_groups=groups,
+        ))
+    return c2.Sources(tuple(media_sources))
+
+
+def _sources_from_colibri(sources: c2.Sources) -> EndpointSourceSet:
+    """The bridge's feedback sources, with the msid upstream gives them."""
+    result: list[Source] = []
+    groups: list[SsrcGroup] = []
+    for media_source in sources.media_sources:
+        try:
+            media_type = MediaType(media_source.type)
+        except ValueError:
+            continue
+        for s in media_source.sources:
+            result.append(Source(s.ssrc, media_type, name=s.name or media_source.id,
+                                 msid=f"mixedmslabel mixedlabel{media_type}0"))
+    return EndpointSourceSet(tuple(result), tuple(groups))
+
