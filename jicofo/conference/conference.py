@@ -1,0 +1,586 @@
+"""One conference: its MUC room, its members, their sources, its Colibri2 sessions, its timers.
+
+`Conference.run` is the conference's nursery. Its children: the room task (member presence →
+participants), one task per participant (its Jingle session, see participant.py), one task per
+bridge in use (its Colibri2 session, see jicofo/bridge/colibri.py) and the timers. Anything that
+goes wrong inside ends this conference alone: the registry logs it and the others carry on.
+
+State is only changed by synchronous code between awaits, so the tasks never see it half-updated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from xml.etree.ElementTree import Element
+
+import trio
+
+from jicofo.bridge.colibri import ColibriFailure, ColibriSession
+from jicofo.xmlns.jingle import StartMuted
+from jicofo.xmlns.presence_ext import (
+    BRIDGE_COUNT,
+    SUPPORT_TERMINATE_RESTART,
+    ConferenceProperties,
+    Versions,
+    bridge_not_available,
+    etherpad,
+)
+from jicofo.xmpp.errors import NotConnected, XMPPError
+from jicofo.xmpp.jid import JID
+from jicofo.xmpp.muc import (
+    MessageReceived,
+    MucRoom,
+    Occupant,
+    OccupantChanged,
+    OccupantJoined,
+    OccupantLeft,
+    Rejoined,
+    RoomEvent,
+    SelfChanged,
+    SelfLeft,
+)
+
+from .participant import Invite, JingleRequest, Participant, Reinvite, Terminate
+from .services import ConferenceServices
+from .sources import ConferenceSourceMap, EndpointSourceSet, SourceLimits
+
+if TYPE_CHECKING:
+    from jicofo.bridge.model import Bridge
+
+log = logging.getLogger(__name__)
+
+FOCUS_NICK = "focus"
+MEETING_ID_FIELD = "muc#roominfo_meetingId"
+CLEANUP_TIMEOUT = 3.0
+# Members whose presence says they are a gateway, not a person: they do not count towards
+# min-participants or auto-owner, as upstream.
+FEATURE_JIBRI = "http://jitsi.org/protocol/jibri"
+FEATURE_JIGASI = "http://jitsi.org/protocol/jigasi"
+
+
+class ConferenceStopped(Exception):
+    """The conference ended (reason in the message); raised to end its nursery."""
+
+
+class Conference:
+    def __init__(
+        self,
+        services: ConferenceServices,
+        room_jid: JID,
+        properties: Mapping[str, str] | None = None,
+    ) -> None:
+        self.services = services
+        self.room_jid = room_jid.bare
+        self.properties = dict(properties or {})
+        self.meeting_id: str | None = None
+        self.participants: dict[str, Participant] = {}
+        self.sources = ConferenceSourceMap()
+        self.colibri_sessions: dict[Bridge, ColibriSession] = {}
+        self._colibri_scopes: dict[ColibriSession, trio.CancelScope] = {}
+        conf = services.config.conference
+        self.source_limits = SourceLimits(conf.max_ssrcs_per_user, conf.max_ssrc_groups_per_user)
+        self.room: MucRoom | None = None
+        self.joined = trio.Event()
+        self.stopped = trio.Event()
+        self.stop_reason: str | None = None
+        self.created_at = time.time()
+        self._nursery: trio.Nursery | None = None
+        self._bridge_not_available = False
+        self._ever_had_member = False
+        self._single_timer: trio.CancelScope | None = None
+        self._start_timer: trio.CancelScope | None = None
+        self._members_seen = 0
+
+    def __repr__(self) -> str:
+        return f"<Conference {self.room_jid}>"
+
+    @property
+    def stats(self):  # type: ignore[no-untyped-def]
+        return self.services.stats
+
+    # ----- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Join the room, then serve the conference until it stops. `task_status.started()` once
+        the room is joined and configured (the conference request may then answer ready)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._join()
+                self.joined.set()
+                task_status.started()
+                nursery.start_soon(self._room_loop)
+                self.rearm_start_timeout()
+        except* ConferenceStopped as group:
+            if self.stop_reason is None:
+                self.stop_reason = str(group.exceptions[0])
+        finally:
+            self._nursery = None
+            with trio.CancelScope(shield=True):
+                await self._cleanup()
+            self.stopped.set()
+
+    def stop(self, reason: str) -> None:
+        """End the conference (from any task of the process)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        log.info("conference %s: stopping: %s", self.room_jid, reason)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _join(self) -> None:
+        services = self.services
+        room = MucRoom(services.client, self.room_jid, FOCUS_NICK,
+                       presence_extensions=[services.client.caps()])
+        self.room = room
+        with trio.fail_after(services.request_timeout * 2):
+            joined = await room.join(timeout=services.request_timeout)
+            if joined.affiliation != "owner":
+                raise ConferenceStopped(f"the focus is {joined.affiliation} in the room, not owner")
+            # Make the room non-anonymous (this also unlocks a newly created room).
+            await room.configure({"muc#roomconfig_whois": "anyone"})
+            self.meeting_id = await self._read_meeting_id(room)
+        log.info("conference %s: joined (meeting id %s, %s)", self.room_jid, self.meeting_id,
+                 "created" if joined.created else "existing room")
+        await self._publish_presence()
+
+    async def _read_meeting_id(self, room: MucRoom) -> str:
+        try:
+            info = await room.room_info()
+        except XMPPError as exc:
+            log.info("conference %s: no room info (%s); using a local meeting id", self.room_jid, exc)
+            info = {}
+        values = info.get(MEETING_ID_FIELD) or []
+        return values[0] if values and values[0] else str(uuid.uuid4())
+
+    def _presence_extensions(self) -> list[Element]:
+        services = self.services
+        properties = {SUPPORT_TERMINATE_RESTART: "true"}
+        if self.colibri_sessions:
+            properties[BRIDGE_COUNT] = str(len(self.colibri_sessions))
+        extensions = [
+            services.client.caps(),
+            etherpad(self.room_jid.local or ""),
+            Versions({"focus": services.version}).to_element(),
+            ConferenceProperties(properties).to_element(),
+        ]
+        if self._bridge_not_available:
+            extensions.append(bridge_not_available())
+        return extensions
+
+    async def _publish_presence(self) -> None:
+        if self.room is None or not self.room.joined:
+            return
+        try:
+            await self.room.set_presence(self._presence_extensions())
+        except NotConnected as exc:
+            log.info("conference %s: presence not sent: %s", self.room_jid, exc)
+
+    def _presence_changed(self) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._publish_presence)
+
+    async def _cleanup(self) -> None:
+        """Expire the bridge conferences and leave the room, within a bounded time."""
+        with trio.move_on_after(CLEANUP_TIMEOUT):
+            for session in list(self.colibri_sessions.values()):
+                try:
+                    await session.expire_conference()
+                except (XMPPError, ColibriFailure) as exc:
+                    log.info("conference %s: expiring on %s failed: %s",
+                             self.room_jid, session.bridge.nickname, exc)
+            self.colibri_sessions.clear()
+            if self.room is not None:
+                try:
+                    await self.room.leave()
+                except XMPPError as exc:
+                    log.info("conference %s: leaving the room failed: %s", self.room_jid, exc)
+        for participant in self.participants.values():
+            if participant.colibri is not None:
+                participant.colibri.bridge_endpoint_removed()
+        log.info("conference %s: stopped (%s)", self.room_jid, self.stop_reason or "done")
+
+    # ----- timers -------------------------------------------------------------------------------
+
+    def rearm_start_timeout(self) -> None:
+        """(Re)start the initial timeout: the conference stops if nobody joins in time."""
+        if self._nursery is None or self._ever_had_member:
+            return
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+        self._start_timer = trio.CancelScope()
+        self._nursery.start_soon(self._start_timeout, self._start_timer)
+
+    async def _start_timeout(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.sleep(self.services.config.conference.initial_timeout)
+            if not self.participants:
+                self.stop("nobody joined within the initial timeout")
+
+    def _check_single_participant(self) -> None:
+        invited = [p for p in self.participants.values() if p.invited]
+        if len(invited) == 1 and self._nursery is not None:
+            if self._single_timer is None:
+                self._single_timer = trio.CancelScope()
+                self._nursery.start_soon(self._single_participant_timeout, self._single_timer)
+        elif self._single_timer is not None:
+            self._single_timer.cancel()
+            self._single_timer = None
+
+    async def _single_participant_timeout(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.sleep(self.services.config.conference.single_participant_timeout)
+            self._single_timer = None
+            invited = [p for p in self.participants.values() if p.invited]
+            if len(invited) == 1:
+                log.info("conference %s: %s alone for too long; ending its session",
+                         self.room_jid, invited[0].endpoint_id)
+                invited[0].post(Terminate("expired", "Idle session timeout"))
+
+    # ----- members ------------------------------------------------------------------------------
+
+    async def _room_loop(self) -> None:
+        assert self.room is not None
+        async for event in self.room.events:
+            self._on_room_event(event)
+            if self.stop_reason is not None:
+                return
+        self.stop("the room's event stream closed")
+
+    def _on_room_event(self, event: RoomEvent) -> None:
+        if isinstance(event, OccupantJoined):
+            self._member_joined(event.occupant)
+        elif isinstance(event, OccupantChanged):
+            participant = self.participants.get(event.occupant.nick)
+            if participant is not None:
+                participant.update_presence(event.occupant)
+            if event.old_affiliation == "owner" and event.occupant.affiliation != "owner":
+                self._ensure_owner()
+        elif isinstance(event, OccupantLeft):
+            self._member_left(event.occupant, "kicked" if event.kicked else event.reason or "left")
+        elif isinstance(event, SelfChanged):
+            if event.affiliation != "owner":
+                self.stop(f"the focus lost ownership of the room ({event.affiliation})")
+        elif isinstance(event, SelfLeft):
+            self.stop(f"the focus is out of the room: {event.reason}")
+        elif isinstance(event, Rejoined | MessageReceived):
+            pass
+
+    def _is_gateway(self, occupant: Occupant) -> bool:
+        participant = self.participants.get(occupant.nick)
+        features = participant.presence.features if participant is not None else frozenset()
+        return FEATURE_JIBRI in features or FEATURE_JIGASI in features
+
+    def _member_joined(self, occupant: Occupant) -> None:
+        if occupant.nick in self.participants:
+            return
+        assert self._nursery is not None
+        participant = Participant(self, occupant)
+        self.participants[occupant.nick] = participant
+        self._ever_had_member = True
+        self.stats.participants += 1
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+        log.info("conference %s: %s joined (%d member(s))", self.room_jid, occupant.nick,
+                 len(self.participants))
+        self._nursery.start_soon(participant.run)
+        self._ensure_owner()
+        min_participants = self.services.config.conference.min_participants
+        if len(self.participants) >= min_participants:
+            for member in self.participants.values():
+                if not member.invited:
+                    member.invited = True
+                    member.post(Invite())
+        self._check_single_participant()
+
+    def _member_left(self, occupant: Occupant, reason: str) -> None:
+        participant = self.participants.pop(occupant.nick, None)
+        if participant is None:
+            return
+        log.info("conference %s: %s left (%s)", self.room_jid, occupant.nick, reason)
+        participant.cancel_scope.cancel()
+        removed = self.sources.remove_endpoint(participant.endpoint_id)
+        for other in self.participants.values():
+            other.forget_sources_of(participant.endpoint_id)
+        if participant.colibri is not None:
+            participant.colibri.expire_endpoint(participant.endpoint_id)
+            self.endpoint_released(participant, participant.colibri)
+        if removed:
+            self._sources_updated_on_bridges(participant.endpoint_id)
+        if not self.participants:
+            self.stop("the last member left")
+            return
+        if occupant.affiliation == "owner":
+            self._ensure_owner()
+        self._check_single_participant()
+
+    def has_member(self, endpoint_id: str) -> bool:
+        return endpoint_id in self.participants
+
+    def _ensure_owner(self) -> None:
+        """Auto-owner: make the earliest eligible member owner when nobody is."""
+        if not self.services.config.conference.enable_auto_owner or self.room is None:
+            return
+        if self.services.config.authentication.enabled:
+            return
+        candidates = [p for p in self.participants.values() if not self._is_gateway(p.occupant)]
+        if any(p.occupant.affiliation == "owner" for p in candidates):
+            return
+        for participant in sorted(candidates, key=lambda p: p.joined_at):
+            if participant.occupant.jid is not None:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._grant_owner, participant)
+                return
+
+    async def _grant_owner(self, participant: Participant) -> None:
+        assert self.room is not None and participant.occupant.jid is not None
+        try:
+            await self.room.set_affiliation(participant.occupant.jid.bare, "owner")
+            log.info("conference %s: %s is now owner", self.room_jid, participant.endpoint_id)
+        except XMPPError as exc:
+            log.warning("conference %s: granting owner to %s failed: %s",
+                        self.room_jid, participant.endpoint_id, exc)
+
+    def start_muted_for(self, participant: Participant) -> StartMuted | None:
+        """Start-muted flags for a newcomer: beyond the startAudioMuted/startVideoMuted counts."""
+        position = list(self.participants).index(participant.endpoint_id) + 1 \
+            if participant.endpoint_id in self.participants else len(self.participants)
+        audio = _limit(self.properties.get("startAudioMuted"))
+        video = _limit(self.properties.get("startVideoMuted"))
+        muted_audio = audio is not None and position > audio
+        muted_video = video is not None and position > video
+        return StartMuted(muted_audio, muted_video) if muted_audio or muted_video else None
+
+    # ----- Jingle routing -----------------------------------------------------------------------
+
+    def route_jingle(self, nick: str, iq: Element) -> bool:
+        participant = self.participants.get(nick)
+        if participant is None:
+            return False
+        return participant.post(JingleRequest(iq))
+
+    # ----- sources --------------------------------------------------------------------------------
+
+    def add_sources(self, participant: Participant, sources: EndpointSourceSet) -> None:
+        if not sources:
+            return
+        self.sources.add(participant.endpoint_id, sources)
+        self._sources_changed(participant.endpoint_id)
+
+    def remove_sources(self, participant: Participant, sources: EndpointSourceSet) -> None:
+        if not sources:
+            return
+        self.sources.remove(participant.endpoint_id, sources)
+        self._sources_changed(participant.endpoint_id)
+
+    def _sources_changed(self, owner: str) -> None:
+        for other in self.participants.values():
+            if other.endpoint_id != owner:
+                other.sources_changed()
+        self._sources_updated_on_bridges(owner)
+
+    def _sources_updated_on_bridges(self, owner: str) -> None:
+        """Relays mirror endpoint sources between bridges (multi-bridge conferences)."""
+        for session in self.colibri_sessions.values():
+            session.sources_changed_elsewhere(owner, self.sources.get(owner))
+
+    # ----- bridges --------------------------------------------------------------------------------
+
+    async def colibri_session_for(self, participant: Participant) -> ColibriSession | None:
+        """The Colibri2 session on the bridge chosen for `participant`, started if new; None when
+        no bridge can be used (the focus presence then says bridgeNotAvailable)."""
+        services = self.services
+        in_use = {
+            bridge: sum(1 for p in self.participants.values() if p.colibri is session)
+            for bridge, session in self.colibri_sessions.items()
+        }
+        bridge = services.selector.select(
+            services.bridges(), in_use, participant.presence.region or services.config.local_region
+        )
+        if bridge is not None and self.colibri_sessions and bridge not in self.colibri_sessions \
+                and not self._multi_bridge_possible():
+            now = trio.current_time()
+            stale = [s for b, s in self.colibri_sessions.items()
+                     if b.removed or b.shutting_down or not b.is_operational(now)]
+            if len(stale) == len(self.colibri_sessions):
+                # Upstream stays stuck here (its issue #1050); we move the whole conference.
+                for session in stale:
+                    self._move_off(session, f"bridge {session.bridge.nickname} is not usable",
+                                   cancel=True)
+        if bridge is None or (self.colibri_sessions and bridge not in self.colibri_sessions
+                              and not self._multi_bridge_possible()):
+            if bridge is not None:
+                log.warning("conference %s: selected %s but the conference is on %s and cascading "
+                            "is not available", self.room_jid, bridge.nickname,
+                            ", ".join(b.nickname for b in self.colibri_sessions))
+            self._set_bridge_not_available(True)
+            return None
+        self._set_bridge_not_available(False)
+        session = self.colibri_sessions.get(bridge)
+        if session is None:
+            session = ColibriSession(
+                services.colibri_client, bridge, meeting_id=self.meeting_id or str(uuid.uuid4()),
+                room_name=str(self.room_jid), timeout=services.colibri_timeout,
+                rtcstats_enabled=self.properties.get("rtcstatsEnabled", "true").lower() != "false",
+                on_failure=self.colibri_failed,
+            )
+            self.colibri_sessions[bridge] = session
+            scope = trio.CancelScope()
+            self._colibri_scopes[session] = scope
+            assert self._nursery is not None
+            await self._nursery.start(self._run_colibri, session, scope)
+            log.info("conference %s: using bridge %s (session %s)", self.room_jid, bridge.nickname,
+                     session.id)
+            self._presence_changed()
+        return session
+
+    def _multi_bridge_possible(self) -> bool:
+        # Relays between bridges come with the cascade support; until then a conference stays on
+        # one bridge and moves wholesale when that bridge fails.
+        return False
+
+    async def _run_colibri(
+        self, session: ColibriSession, scope: trio.CancelScope,
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with scope:
+            await session.run(task_status=task_status)
+
+    def _set_bridge_not_available(self, value: bool) -> None:
+        if value != self._bridge_not_available:
+            self._bridge_not_available = value
+            self._presence_changed()
+
+    def endpoint_released(self, participant: Participant, session: ColibriSession) -> None:
+        """A participant's endpoint left `session`; the last one out expires the conference there."""
+        if session.endpoints or self.colibri_sessions.get(session.bridge) is not session:
+            return
+        log.info("conference %s: no endpoints left on %s; expiring there", self.room_jid,
+                 session.bridge.nickname)
+        session.expire_when_idle()
+        self._forget_session(session, cancel=False)
+
+    def _forget_session(self, session: ColibriSession, *, cancel: bool) -> list[Participant]:
+        if self.colibri_sessions.get(session.bridge) is session:
+            del self.colibri_sessions[session.bridge]
+        scope = self._colibri_scopes.pop(session, None)
+        if cancel and scope is not None:
+            scope.cancel()
+        moved = [p for p in self.participants.values() if p.colibri is session]
+        self._presence_changed()
+        return moved
+
+    def colibri_failed(self, session: ColibriSession, failure: ColibriFailure,
+                       endpoint_id: str | None = None) -> None:
+        """A Colibri2 request failed (focus-behaviour.md §2.10). Decide what moves."""
+        self.stats.bridge_allocation_failures += 1
+        if failure.mark_bridge is not None:
+            self._mark_bridge(session.bridge, failure.mark_bridge, str(failure))
+        if failure.unknown_endpoint and endpoint_id is None:
+            endpoint_id = failure.endpoint_id
+        if not failure.session_lost:
+            if failure.unknown_endpoint and endpoint_id in self.participants:
+                self.participants[endpoint_id].post(Reinvite("the bridge lost the endpoint"))
+            return
+        self._move_off(session, f"bridge {session.bridge.nickname} failed: {failure}",
+                       cancel=True, extra=endpoint_id)
+
+    def _mark_bridge(self, bridge: Bridge, how: str, reason: str) -> None:
+        now = trio.current_time()
+        if how == "graceful":
+            bridge.graceful_shutdown = True
+        elif how == "failed":
+            if self.services.brewery is not None:
+                self.services.brewery.mark_failed(bridge, reason, move_participants=False)
+            else:
+                bridge.mark_failed(now)
+        log.warning("conference %s: bridge %s marked %s: %s", self.room_jid, bridge.nickname, how,
+                    reason)
+
+    def _move_off(self, session: ColibriSession, reason: str, *, cancel: bool,
+                  extra: str | None = None) -> None:
+        moved = self._forget_session(session, cancel=cancel)
+        for participant in moved:
+            participant.colibri = None
+        log.warning("conference %s: %s; re-inviting %d participant(s)", self.room_jid, reason,
+                    len(moved))
+        for participant in moved:
+            self.stats.participants_moved += 1
+            participant.post(Reinvite(reason))
+        if extra is not None and extra in self.participants:
+            participant = self.participants[extra]
+            if participant not in moved and not participant.has_media_session:
+                participant.post(Invite(reason))
+        if cancel and self._nursery is not None:
+            self._nursery.start_soon(self._expire_quietly, session)
+
+    async def _expire_quietly(self, session: ColibriSession) -> None:
+        """Best effort: tell a failed bridge to drop the conference (it may be gone)."""
+        with trio.move_on_after(self.services.colibri_timeout):
+            try:
+                await session.expire_conference()
+            except (XMPPError, ColibriFailure) as exc:
+                log.info("conference %s: expire on %s failed: %s", self.room_jid,
+                         session.bridge.nickname, exc)
+
+    def bridge_event(self, event: object) -> None:
+        """From the brewery (synchronous): move participants off bridges that went away, invite
+        the waiting ones when a bridge appears."""
+        from jicofo.bridge.brewery import (
+            BridgeAdded,
+            BridgeFailed,
+            BridgeRecovered,
+            BridgeRemoved,
+            BridgeShuttingDown,
+        )
+
+        if self._nursery is None:
+            return
+        if isinstance(event, BridgeRemoved | BridgeFailed | BridgeShuttingDown):
+            session = self.colibri_sessions.get(event.bridge)
+            if session is not None:
+                what = {BridgeRemoved: "left the brewery", BridgeFailed: "failed its health check",
+                        BridgeShuttingDown: "is shutting down"}[type(event)]
+                self._move_off(session, f"bridge {event.bridge.nickname} {what}",
+                               cancel=True)
+        elif isinstance(event, BridgeAdded | BridgeRecovered):
+            if self.colibri_sessions:
+                return
+            waiting = [p for p in self.participants.values() if p.waiting_for_bridge]
+            for participant in waiting:
+                participant.post(Invite(f"bridge {event.bridge.nickname} is available"))
+
+    # ----- introspection --------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "room": str(self.room_jid),
+            "meeting_id": self.meeting_id,
+            "participants": {
+                p.endpoint_id: {
+                    "bridge": p.colibri.bridge.nickname if p.colibri else None,
+                    "session": p.session.state.value if p.session else None,
+                    "sources": len(p.sources.sources),
+                }
+                for p in self.participants.values()
+            },
+            "bridges": [s.bridge.nickname for s in self.colibri_sessions.values()],
+            "bridge_not_available": self._bridge_not_available,
+        }
+
+
+def _limit(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+__all__ = ["Conference", "ConferenceStopped", "Reinvite"]

@@ -1,0 +1,560 @@
+"""One conference member and its Jingle session, served by one task from its own inbox.
+
+The participant task does, in order, whatever arrives in its inbox: an invite (choose a bridge,
+allocate on it, send session-initiate), the member's Jingle requests (session-accept, source
+changes, transport-info, terminate, session-info), a re-invite after a bridge failure, or a
+terminate ordered by the conference. Remote-source signaling runs beside it: when the others'
+sources change the participant is marked dirty and a small loop sends one source-remove and one
+source-add bringing the member from what it was told to what it should know.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+from xml.etree.ElementTree import Element
+
+import trio
+
+from jicofo.bridge.colibri import Allocation, ColibriFailure, ColibriSession, EndpointRequest
+from jicofo.xmlns.jingle import (
+    Action,
+    BridgeSession,
+    IceUdpTransport,
+    JingleIQ,
+    Reason,
+    StartMuted,
+    unknown_session,
+)
+from jicofo.xmlns.presence_ext import MemberPresence
+from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, XMPPError
+from jicofo.xmpp.jid import JID
+from jicofo.xmpp.muc import Occupant
+
+from .offer import (
+    FEATURE_AUDIO,
+    FEATURE_SCTP,
+    FEATURE_VIDEO,
+    OfferOptions,
+    audio_description,
+    build_offer,
+    video_description,
+)
+from .sources import (
+    ConferenceSourceMap,
+    EndpointSourceSet,
+    MediaType,
+    SourceValidationError,
+    decode_json,
+    diff,
+    encode_json,
+    source_contents,
+    sources_for_receiver,
+    sources_from_contents,
+    validate_add,
+    validate_remove,
+)
+
+if TYPE_CHECKING:
+    from .conference import Conference
+
+log = logging.getLogger(__name__)
+
+FEATURE_SSRC_REWRITING = "http://jitsi.org/ssrc-rewriting-1"
+# What we assume a member supports when its features cannot be discovered: a browser client
+# without the optional extras. Choosing audio+video+data keeps a call usable.
+DEFAULT_FEATURES = frozenset({FEATURE_AUDIO, FEATURE_VIDEO, FEATURE_SCTP})
+BRIDGE_OWNER = "jvb"
+INBOX_SIZE = 500
+_OLD_SIDS_KEPT = 8
+
+
+class SessionState(enum.Enum):
+    PENDING = "pending"  # session-initiate sent, waiting for session-accept
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+@dataclass
+class JingleSession:
+    sid: str
+    colibri: ColibriSession
+    options: OfferOptions
+    state: SessionState = SessionState.PENDING
+
+
+# ----- inbox messages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invite:
+    reason: str = "invite"
+
+
+@dataclass(frozen=True)
+class Reinvite:
+    """Move the member: end its session (telling the client) and invite it again."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class JingleRequest:
+    iq: Element
+
+
+@dataclass(frozen=True)
+class Terminate:
+    """End the session (e.g. the single-participant timeout); the member stays in the room."""
+
+    condition: str
+    text: str
+
+
+InboxMessage = Invite | Reinvite | JingleRequest | Terminate
+
+
+class RateLimiter:
+    """Restart requests: at least `min_interval` apart and at most `max_requests` per `interval`."""
+
+    def __init__(self, min_interval: float, max_requests: int, interval: float) -> None:
+        self.min_interval = min_interval
+        self.max_requests = max_requests
+        self.interval = interval
+        self._times: deque[float] = deque()
+
+    def accept(self, now: float) -> bool:
+        while self._times and now - self._times[0] > self.interval:
+            self._times.popleft()
+        if self._times and now - self._times[-1] < self.min_interval:
+            return False
+        if len(self._times) >= self.max_requests:
+            return False
+        self._times.append(now)
+        return True
+
+
+class Participant:
+    def __init__(self, conference: Conference, occupant: Occupant) -> None:
+        self.conference = conference
+        self.endpoint_id = occupant.nick
+        self.occupant = occupant
+        self.occupant_jid: JID = conference.room_jid.with_resource(occupant.nick)
+        self.presence = MemberPresence.from_element(occupant.presence)
+        self.features: frozenset[str] | None = None
+        self.session: JingleSession | None = None
+        self.colibri: ColibriSession | None = None
+        self.allocation: Allocation | None = None
+        self.signaled = ConferenceSourceMap()
+        self.waiting_for_bridge = False
+        self.invited = False  # an invite was asked for (and not since ended by a terminate)
+        self.joined_at = time.time()
+        cfg = conference.services.config.conference.restart_request_rate_limits
+        self.restart_limiter = RateLimiter(cfg.min_interval, cfg.max_requests, cfg.interval)
+        self._old_sids: deque[str] = deque(maxlen=_OLD_SIDS_KEPT)
+        self._send, self._inbox = trio.open_memory_channel[InboxMessage](INBOX_SIZE)
+        self._sources_dirty = trio.Event()
+        self.cancel_scope = trio.CancelScope()
+        self.done = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Participant {self.endpoint_id} in {self.conference.room_jid}>"
+
+    @property
+    def sources(self) -> EndpointSourceSet:
+        return self.conference.sources.get(self.endpoint_id)
+
+    @property
+    def has_media_session(self) -> bool:
+        return self.session is not None and self.session.state is not SessionState.ENDED
+
+    # ----- called by the conference (synchronous; never blocks) ------------------------------
+
+    def post(self, message: InboxMessage) -> bool:
+        try:
+            self._send.send_nowait(message)
+            return True
+        except trio.WouldBlock:
+            log.error("%s: inbox full, dropping %s", self, type(message).__name__)
+        except trio.ClosedResourceError:
+            pass
+        return False
+
+    def sources_changed(self) -> None:
+        self._sources_dirty.set()
+
+    def update_presence(self, occupant: Occupant) -> None:
+        self.occupant = occupant
+        self.presence = MemberPresence.from_element(occupant.presence)
+
+    # ----- the task ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        with self.cancel_scope:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._signal_sources_loop)
+                    async for message in self._inbox:
+                        await self._handle(message)
+            finally:
+                self.done.set()
+
+    async def _handle(self, message: InboxMessage) -> None:
+        try:
+            if isinstance(message, Invite):
+                await self._invite(message.reason)
+            elif isinstance(message, Reinvite):
+                await self._reinvite(message.reason)
+            elif isinstance(message, JingleRequest):
+                await self._on_jingle(message.iq)
+            elif isinstance(message, Terminate):
+                await self.terminate(message.condition, message.text, send=True)
+        except NotConnected as exc:
+            log.warning("%s: XMPP connection down while handling %s: %s",
+                        self, type(message).__name__, exc)
+
+    # ----- invite -----------------------------------------------------------------------------
+
+    async def _discover_features(self) -> frozenset[str]:
+        if self.features is not None:
+            return self.features
+        services = self.conference.services
+        caps = self.occupant.presence.find("{http://jabber.org/protocol/caps}c")
+        try:
+            info = await services.client.query_disco_info(
+                self.occupant_jid, caps, timeout=services.request_timeout
+            )
+            self.features = frozenset(info.features)
+        except XMPPError as exc:
+            log.info("%s: feature discovery failed (%s); assuming a basic client", self, exc)
+            self.features = DEFAULT_FEATURES
+        return self.features
+
+    def _offer_options(self, features: frozenset[str]) -> OfferOptions:
+        cfg = self.conference.services.config
+        return OfferOptions.from_features(
+            features,
+            sctp_enabled=self.conference.services.sctp_enabled,
+            json_sources_enabled=cfg.conference.use_json_encoded_sources,
+        )
+
+    def uses_ssrc_rewriting(self) -> bool:
+        return (
+            self.conference.services.config.conference.use_ssrc_rewriting
+            and self.features is not None
+            and FEATURE_SSRC_REWRITING in self.features
+        )
+
+    async def _invite(self, reason: str) -> None:
+        if self.has_media_session:
+            return
+        self.invited = True
+        conference = self.conference
+        features = await self._discover_features()
+        options = self._offer_options(features)
+        colibri = await conference.colibri_session_for(self)
+        if colibri is None:
+            self.waiting_for_bridge = True
+            log.warning("%s: no bridge available; waiting for one", self)
+            return
+        self.waiting_for_bridge = False
+        offer_config = conference.services.offer_config
+        medias = []
+        if options.audio:
+            medias.append(audio_description(offer_config, options))
+        if options.video:
+            medias.append(video_description(offer_config, options))
+        request = EndpointRequest(
+            endpoint_id=self.endpoint_id,
+            stats_id=self.presence.stats_id,
+            medias=tuple(medias),
+            sctp=options.sctp,
+            sources=self.sources,
+            ssrc_rewriting=self.uses_ssrc_rewriting(),
+        )
+        try:
+            allocation = await colibri.allocate(request)
+        except ColibriFailure as exc:
+            log.warning("%s: allocation on %s failed: %s", self, colibri.bridge.nickname, exc)
+            conference.colibri_failed(colibri, exc, self.endpoint_id)
+            return
+        if self.cancel_scope.cancel_called or not conference.has_member(self.endpoint_id):
+            colibri.expire_endpoint(self.endpoint_id)
+            return
+        self.colibri = colibri
+        self.allocation = allocation
+        signaled = self._desired_sources(options)
+        sid = secrets.token_hex(8)
+        start_muted = conference.start_muted_for(self)
+        offer = build_offer(
+            offer_config,
+            options,
+            allocation.transport,
+            signaled,
+            sid=sid,
+            initiator=str(conference.services.client.jid) if conference.services.client.jid else None,
+            sctp_port=allocation.sctp_port or 5000,
+            bridge_session=BridgeSession(colibri.id, colibri.bridge.region),
+            start_muted=start_muted,
+        )
+        self.session = JingleSession(sid, colibri, options)
+        self.signaled = signaled
+        log.info("%s: session-initiate on bridge %s (%s), sid %s",
+                 self, colibri.bridge.nickname, reason, sid)
+        conference.stats.jingle_sent("session-initiate")
+        try:
+            await conference.services.client.request(
+                conference.services.client.iq("set", self.occupant_jid, offer.to_element()),
+                timeout=conference.services.request_timeout,
+            )
+        except IQTimeout:
+            log.info("%s: no answer to session-initiate; treating it as delivered", self)
+        except StanzaError as exc:
+            log.warning("%s: session-initiate refused: %s", self, exc)
+            await self.terminate("general-error", "jingle session failed", send=True)
+            self.invited = False
+
+    def _desired_sources(self, options: OfferOptions | None = None) -> ConferenceSourceMap:
+        """What this member should know: the bridge's feedback sources and the others' sources,
+        filtered for what it receives."""
+        options = options or (self.session.options if self.session else None)
+        media_types = []
+        if options is None or options.audio:
+            media_types.append(MediaType.AUDIO)
+        if options is None or options.video:
+            media_types.append(MediaType.VIDEO)
+        desired = sources_for_receiver(
+            self.conference.sources,
+            self.endpoint_id,
+            media_types=media_types,
+            strip_simulcast=self.conference.services.config.conference.strip_simulcast,
+            ssrc_rewriting=self.uses_ssrc_rewriting(),
+        )
+        if self.allocation is not None and self.allocation.feedback_sources:
+            desired.add(BRIDGE_OWNER, self.allocation.feedback_sources.only(media_types))
+        return desired
+
+    async def _reinvite(self, reason: str) -> None:
+        log.info("%s: re-inviting (%s)", self, reason)
+        await self.terminate("success", "moving", send=True, keep_invited=True)
+        await self._invite(reason)
+
+    async def terminate(
+        self, condition: str, text: str, *, send: bool, keep_invited: bool = False
+    ) -> None:
+        """End the Jingle session: optionally tell the client, drop the member's sources (the
+        others get a source-remove), expire its endpoint on the bridge."""
+        session = self.session
+        if session is not None and session.state is not SessionState.ENDED:
+            session.state = SessionState.ENDED
+            self._old_sids.append(session.sid)
+            if send:
+                jingle = JingleIQ(Action.SESSION_TERMINATE, session.sid, reason=Reason(condition, text))
+                self.conference.stats.jingle_sent("session-terminate")
+                await self._send_quietly(jingle)
+        self.session = None
+        self.signaled = ConferenceSourceMap()
+        if not keep_invited:
+            self.invited = False
+        self.conference.remove_sources(self, self.sources)
+        if self.colibri is not None:
+            self.colibri.expire_endpoint(self.endpoint_id)
+            self.conference.endpoint_released(self, self.colibri)
+        self.colibri = None
+        self.allocation = None
+
+    # ----- incoming Jingle --------------------------------------------------------------------
+
+    async def _on_jingle(self, iq: Element) -> None:
+        client = self.conference.services.client
+        try:
+            payload = await self._process_jingle(iq)
+        except StanzaError as err:
+            await client.reply_error(iq, err)
+            return
+        await client.reply(iq, payload)
+
+    async def _process_jingle(self, iq: Element) -> Element | None:
+        body = iq.find("{urn:xmpp:jingle:1}jingle")
+        assert body is not None  # the router only hands us Jingle IQs
+        try:
+            jingle = JingleIQ.from_element(body)
+        except ValueError as exc:
+            action = body.get("action", "")
+            if action and action not in {a.value for a in Action} | {"addsource", "removesource"}:
+                raise StanzaError("feature-not-implemented", f"unsupported action {action}") from None
+            raise StanzaError("bad-request", str(exc)) from None
+        self.conference.stats.jingle_received(str(jingle.action))
+        session = self.session
+        if session is None or jingle.sid != session.sid:
+            if jingle.sid in self._old_sids:
+                raise StanzaError("gone", "the session has ended")
+            raise StanzaError("bad-request", f"unknown session {jingle.sid}", app_element=unknown_session())
+        if session.state is SessionState.ENDED:
+            raise StanzaError("gone", "the session has ended")
+        handler = {
+            Action.SESSION_ACCEPT: self._on_session_accept,
+            Action.TRANSPORT_ACCEPT: self._on_transport_info,
+            Action.TRANSPORT_INFO: self._on_transport_info,
+            Action.SOURCE_ADD: self._on_source_add,
+            Action.SOURCE_REMOVE: self._on_source_remove,
+            Action.SESSION_TERMINATE: self._on_session_terminate,
+            Action.SESSION_INFO: self._on_session_info,
+        }.get(jingle.action)
+        if handler is None:
+            raise StanzaError("feature-not-implemented", f"unsupported action {jingle.action}")
+        await handler(session, jingle)
+        return None
+
+    def _sources_in(self, jingle: JingleIQ) -> EndpointSourceSet:
+        try:
+            if jingle.json_message:
+                decoded = decode_json(jingle.json_message)
+                return decoded.get(self.endpoint_id)
+            return sources_from_contents(jingle.contents)
+        except SourceValidationError:
+            raise
+        except ValueError as exc:
+            raise SourceValidationError("bad-request", str(exc)) from None
+
+    @staticmethod
+    def _transport_in(jingle: JingleIQ) -> IceUdpTransport | None:
+        for content in jingle.contents:
+            if content.transport is not None:
+                return content.transport
+        return None
+
+    async def _on_session_accept(self, session: JingleSession, jingle: JingleIQ) -> None:
+        if session.state is not SessionState.PENDING:
+            raise StanzaError("bad-request", "session already accepted")
+        try:
+            accepted = self._sources_in(jingle)
+            added = validate_add(self.conference.sources, self.endpoint_id, accepted,
+                                 self.conference.source_limits)
+        except SourceValidationError as err:
+            session.state = SessionState.ENDED
+            self._old_sids.append(session.sid)
+            log.warning("%s: session-accept refused: %s", self, err)
+            raise StanzaError(err.condition, str(err)) from None
+        session.state = SessionState.ACTIVE
+        transport = self._transport_in(jingle)
+        if transport is not None and not transport.rtcp_mux:
+            transport = replace(transport, rtcp_mux=True)
+        self.conference.add_sources(self, added)
+        session.colibri.update_endpoint(self.endpoint_id, transport=transport, sources=self.sources)
+        log.info("%s: session accepted with %d source(s)", self, len(added.sources))
+        # Anything that changed while the offer was out goes now.
+        self._sources_dirty.set()
+
+    async def _on_transport_info(self, session: JingleSession, jingle: JingleIQ) -> None:
+        transport = self._transport_in(jingle)
+        if transport is None:
+            raise StanzaError("bad-request", "no transport")
+        if session.state is not SessionState.ACTIVE:
+            log.info("%s: transport-info before session-accept; forwarding it anyway", self)
+        session.colibri.update_endpoint(self.endpoint_id, transport=transport)
+
+    async def _on_source_add(self, session: JingleSession, jingle: JingleIQ) -> None:
+        try:
+            wanted = self._sources_in(jingle)
+            if not wanted:
+                return
+            added = validate_add(self.conference.sources, self.endpoint_id, wanted,
+                                 self.conference.source_limits)
+        except SourceValidationError as err:
+            raise StanzaError(err.condition, str(err)) from None
+        self.conference.add_sources(self, added)
+        session.colibri.update_endpoint(self.endpoint_id, sources=self.sources)
+
+    async def _on_source_remove(self, session: JingleSession, jingle: JingleIQ) -> None:
+        try:
+            unwanted = self._sources_in(jingle)
+            if not unwanted:
+                return
+            removed = validate_remove(self.conference.sources, self.endpoint_id, unwanted)
+        except SourceValidationError as err:
+            raise StanzaError(err.condition, str(err)) from None
+        self.conference.remove_sources(self, removed)
+        session.colibri.update_endpoint(self.endpoint_id, sources=self.sources)
+
+    async def _on_session_terminate(self, session: JingleSession, jingle: JingleIQ) -> None:
+        restart = jingle.bridge_session is not None and jingle.bridge_session.restart
+        if restart:
+            assert jingle.bridge_session is not None
+            if jingle.bridge_session.id != session.colibri.id:
+                raise StanzaError("item-not-found", "unknown bridge session")
+            self.conference.services.brewery_note_restart(session.colibri.bridge)
+            await self.terminate("success", "restart requested", send=False, keep_invited=True)
+            if not self.restart_limiter.accept(trio.current_time()):
+                self.invited = False
+                log.warning("%s: restart request refused by the rate limit", self)
+                raise StanzaError("resource-constraint", "rate-limited")
+            log.info("%s: client asked for a restart", self)
+            self.post(Invite("client restart request"))
+            return
+        log.info("%s: client ended its session (%s)", self,
+                 jingle.reason.condition if jingle.reason else "no reason")
+        await self.terminate("success", "terminated by the client", send=False)
+
+    async def _on_session_info(self, session: JingleSession, jingle: JingleIQ) -> None:
+        if jingle.ice_state != "failed" or jingle.bridge_session is None:
+            return
+        if jingle.bridge_session.id != session.colibri.id:
+            log.info("%s: ICE failure report for an old bridge session; ignored", self)
+            return
+        self.conference.services.brewery_note_restart(session.colibri.bridge)
+        log.info("%s: client reports ICE failure on %s", self, session.colibri.bridge.nickname)
+        self.post(Reinvite("ICE failed"))
+
+    # ----- remote-source signaling ------------------------------------------------------------
+
+    async def _signal_sources_loop(self) -> None:
+        while True:
+            await self._sources_dirty.wait()
+            delay = self.conference.services.config.conference.source_signaling_delay(
+                len(self.conference.participants)
+            )
+            if delay > 0:
+                await trio.sleep(delay)
+            self._sources_dirty = trio.Event()
+            await self._flush_sources()
+
+    async def _flush_sources(self) -> None:
+        session = self.session
+        if session is None or session.state is not SessionState.ACTIVE:
+            return  # queued: sent once the session is accepted
+        desired = self._desired_sources()
+        change = diff(self.signaled, desired)
+        self.signaled = desired
+        for action, sources in ((Action.SOURCE_REMOVE, change.remove), (Action.SOURCE_ADD, change.add)):
+            if not sources:
+                continue
+            if session.options.json_sources:
+                jingle = JingleIQ(action, session.sid, json_message=encode_json(sources))
+            else:
+                jingle = JingleIQ(action, session.sid, contents=source_contents(sources))
+            self.conference.stats.jingle_sent(str(action))
+            await self._send_quietly(jingle)
+
+    def forget_sources_of(self, owner: str) -> None:
+        """A member left: clients learn that from presence, so nothing is sent; we only stop
+        counting its sources as signaled."""
+        if owner in self.signaled:
+            self.signaled.remove_endpoint(owner)
+
+    async def _send_quietly(self, jingle: JingleIQ) -> None:
+        """Fire and forget (upstream does not wait for these answers either)."""
+        client = self.conference.services.client
+        try:
+            await client.send(client.iq("set", self.occupant_jid, jingle.to_element()))
+        except NotConnected as exc:
+            log.info("%s: %s not sent: %s", self, jingle.action, exc)
+
+
+def start_muted_flags(audio: bool, video: bool) -> StartMuted | None:
+    return StartMuted(audio, video) if audio or video else None

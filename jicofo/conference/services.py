@@ -1,0 +1,54 @@
+"""What every conference shares: config, connections, the bridges and their selector, the offer
+configuration, counters. Built once by the app; conferences only read it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from jicofo.config.model import JicofoConfig
+from jicofo.stats import FocusStats
+from jicofo.xmpp.client import BaseXMPPConnection
+
+from .offer import OfferConfig
+
+if TYPE_CHECKING:
+    from jicofo.bridge.brewery import Brewery
+    from jicofo.bridge.model import Bridge
+    from jicofo.bridge.selector import BridgeSelector
+
+
+@dataclass
+class ConferenceServices:
+    config: JicofoConfig
+    client: BaseXMPPConnection  # conference rooms and Jingle
+    colibri_client: BaseXMPPConnection  # the connection in the bridge brewery
+    brewery: Brewery | None
+    selector: BridgeSelector
+    offer_config: OfferConfig
+    stats: FocusStats = field(default_factory=FocusStats)
+    version: str = "0.1.0"
+    clock: Callable[[], float] | None = None
+
+    @property
+    def request_timeout(self) -> float:
+        return self.config.xmpp.client.reply_timeout
+
+    @property
+    def colibri_timeout(self) -> float:
+        return self.config.xmpp.service.reply_timeout
+
+    @property
+    def sctp_enabled(self) -> bool:
+        return self.config.sctp_enabled
+
+    def bridges(self) -> list[Bridge]:
+        return list(self.brewery.bridges.values()) if self.brewery is not None else []
+
+    def brewery_note_restart(self, bridge: Bridge) -> None:
+        """A client on `bridge` asked for a restart or reported ICE failure (for the per-bridge
+        ICE-failure detection, when enabled)."""
+        note = getattr(bridge, "endpoint_requested_restart", None)
+        if callable(note):
+            note()
