@@ -1,0 +1,156 @@
+"""Builds the focus from its config and runs the top-level nursery (DESIGN.md's task tree):
+the XMPP connections, the bridge brewery, the conference registry, and the HTTP API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from jicofo import __version__
+from jicofo.bridge.brewery import Brewery
+from jicofo.bridge.selector import BridgeSelector
+from jicofo.conference.offer import OfferConfig
+from jicofo.conference.services import ConferenceServices
+from jicofo.config.model import JicofoConfig, XmppConnectionName
+from jicofo.config.xmpp_settings import to_client_settings, to_component_settings
+from jicofo.focus import Focus
+from jicofo.stats import FocusStats
+from jicofo.xmlns.conference_iq import CONFERENCE
+from jicofo.xmlns.jingle import JINGLE
+from jicofo.xmpp.caps import Identity
+from jicofo.xmpp.client import BaseXMPPConnection, XMPPClient, XMPPComponent
+from jicofo.xmpp.jid import JID
+
+log = logging.getLogger(__name__)
+
+FEATURE_TERMINATE_RESTART = "https://jitsi.org/meet/jicofo/terminate-restart"
+FOCUS_FEATURES = (
+    "urn:xmpp:jingle:1",
+    "urn:xmpp:jingle:apps:rtp:1",
+    "urn:xmpp:jingle:apps:rtp:audio",
+    "urn:xmpp:jingle:apps:rtp:video",
+    "urn:xmpp:jingle:transports:ice-udp:1",
+    "urn:xmpp:jingle:apps:dtls:0",
+    "urn:xmpp:jingle:transports:dtls-sctp:1",
+    "http://jitsi.org/protocol/focus",
+    FEATURE_TERMINATE_RESTART,
+)
+
+
+@dataclass
+class FocusApp:
+    """The running focus: what the HTTP API, tests and the stress runner look at."""
+
+    config: JicofoConfig
+    client: XMPPClient
+    service: XMPPClient | None  # a separate connection for bridges, when configured
+    component: XMPPComponent | None
+    brewery: Brewery | None
+    services: ConferenceServices
+    focus: Focus
+    started_at: float = field(default_factory=trio.current_time)
+    stop_requested: trio.Event = field(default_factory=trio.Event)
+    stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Ask `serve` to stop in order (what SIGTERM does)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop_requested.set()
+
+    @property
+    def stats(self) -> FocusStats:
+        return self.services.stats
+
+
+def _setup_connection(conn: BaseXMPPConnection) -> None:
+    conn.identities.append(Identity("component", "focus", "Jitsi Meet Focus"))
+    conn.features.update(FOCUS_FEATURES)
+
+
+def build_app(config: JicofoConfig) -> FocusApp:
+    """Create the connections and objects; nothing runs until `serve`."""
+    client = XMPPClient(to_client_settings(config.xmpp.client), name="xmpp client")
+    _setup_connection(client)
+    service: XMPPClient | None = None
+    if config.xmpp.service.enabled:
+        service = XMPPClient(to_client_settings(config.xmpp.service), name="xmpp service")
+        _setup_connection(service)
+    component: XMPPComponent | None = None
+    if config.xmpp.component.enabled:
+        component = XMPPComponent(
+            to_component_settings(config.xmpp.component, config.xmpp.client.reply_timeout),
+            name="xmpp component",
+        )
+        _setup_connection(component)
+    bridge_connection: BaseXMPPConnection = client
+    if config.bridge.xmpp_connection_name is XmppConnectionName.SERVICE and service is not None:
+        bridge_connection = service
+    brewery = None
+    if config.bridge.brewery_jid:
+        brewery = Brewery(
+            bridge_connection, JID.parse(config.bridge.brewery_jid), config.bridge,
+            request_timeout=(config.xmpp.service if service else config.xmpp.client).reply_timeout,
+        )
+    else:
+        log.warning("jicofo.bridge.brewery-jid is not set: no bridges, so no media")
+    services = ConferenceServices(
+        config=config,
+        client=client,
+        colibri_client=bridge_connection,
+        brewery=brewery,
+        selector=BridgeSelector(config.bridge, config.octo),
+        offer_config=OfferConfig.from_codec_config(config.codec),
+        version=__version__,
+    )
+    focus = Focus(services)
+    if brewery is not None:
+        brewery.add_listener(focus.on_bridge_event)
+    for conn in (client, component):
+        if conn is not None:
+            conn.add_iq_handler(CONFERENCE, focus.handle_conference_iq, types=("set",))
+    client.add_iq_router(JINGLE, focus.route_jingle, types=("set",))
+    return FocusApp(config, client, service, component, brewery, services, focus)
+
+
+async def serve(
+    app: FocusApp,
+    *,
+    extra: Callable[[FocusApp, trio.Nursery], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[FocusApp] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the focus until `app.request_stop()` (or cancelled, which stops it abruptly).
+    `task_status.started(app)` once the connections are up, the brewery is joined and
+    conference requests are being answered."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(app.client.run)
+        log.info("xmpp client connected as %s", app.client.jid)
+        if app.service is not None:
+            await nursery.start(app.service.run)
+            log.info("xmpp service connection up as %s", app.service.jid)
+        await nursery.start(app.focus.run)
+        if app.brewery is not None:
+            await nursery.start(app.brewery.run)
+        if app.component is not None:
+            await nursery.start(app.component.run)
+            log.info("component %s connected", app.config.xmpp.component.jid)
+        if extra is not None:
+            await extra(app, nursery)
+        task_status.started(app)
+        await app.stop_requested.wait()
+        # Orderly stop while the connections are still up: conferences leave their rooms and
+        # expire their endpoints, then the connections close; all within a bound.
+        log.info("stopping: %s", app.stop_reason)
+        with trio.move_on_after(shutdown_timeout(app)):
+            await app.focus.stop_all(app.stop_reason or "the focus is shutting down")
+            for conn in (app.component, app.service, app.client):
+                if conn is not None:
+                    await conn.aclose()
+        nursery.cancel_scope.cancel()
+
+
+def shutdown_timeout(app: FocusApp) -> float:
+    return max(5.0, app.config.xmpp.client.reply_timeout)

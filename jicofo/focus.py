@@ -1,0 +1,197 @@
+"""The conference registry: conference requests (IQ, component, HTTP) create conferences, Jingle
+IQs are routed to their participant, bridge events are passed to every conference.
+
+Each conference runs in the registry's nursery; one that fails is logged and removed, the others
+are untouched (DESIGN.md: its failure is contained).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from xml.etree.ElementTree import Element
+
+import trio
+
+from jicofo.conference.conference import Conference
+from jicofo.conference.services import ConferenceServices
+from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
+from jicofo.xmlns.jingle import unknown_session
+from jicofo.xmpp.errors import StanzaError, XMPPError
+from jicofo.xmpp.jid import JID, InvalidJID
+
+log = logging.getLogger(__name__)
+
+PROP_AUTHENTICATION = "authentication"
+PROP_EXTERNAL_AUTH = "externalAuth"
+PROP_SIP_GATEWAY = "sipGatewayEnabled"
+PROP_VISITORS_SUPPORTED = "visitors-supported"
+
+
+class ConferenceRequestError(Exception):
+    """A conference request refused; `condition` is the XMPP condition (HTTP maps it)."""
+
+    def __init__(self, condition: str, text: str) -> None:
+        super().__init__(text)
+        self.condition = condition
+        self.text = text
+
+
+def parse_room(room: str) -> JID:
+    """A room JID as the client names it: split on the last '@', with a local part."""
+    local, at, domain = room.rpartition("@")
+    if not at or not local or not domain:
+        raise ConferenceRequestError("bad-request", f"Invalid room name: {room}")
+    try:
+        jid = JID.parse(room)
+    except InvalidJID as exc:
+        raise ConferenceRequestError("bad-request", f"Invalid room name: {exc}") from None
+    if not jid.is_bare or jid.local is None:
+        raise ConferenceRequestError("bad-request", f"Invalid room name: {room}")
+    return jid
+
+
+class Focus:
+    def __init__(self, services: ConferenceServices, *, max_conferences: int = 10_000) -> None:
+        self.services = services
+        self.max_conferences = max_conferences
+        self.conferences: dict[JID, Conference] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    # ----- conference requests ------------------------------------------------------------------
+
+    @property
+    def focus_jid(self) -> str:
+        """`username@domain` of the client connection: what clients must see as the focus."""
+        cfg = self.services.config.xmpp.client
+        return f"{cfg.username}@{cfg.domain}"
+
+    async def conference_request(self, request: ConferenceRequest) -> ConferenceAnswer:
+        """Create the conference if needed; `ready` once its room is joined. Raises
+        ConferenceRequestError."""
+        stats = self.services.stats
+        stats.conference_requests += 1
+        try:
+            room = parse_room(request.room)
+            conference = self.conferences.get(room)
+            if conference is None:
+                stats.conference_requests_new += 1
+                conference = self._create(room, request)
+            else:
+                conference.rearm_start_timeout()
+            ready = await self._wait_joined(conference)
+        except ConferenceRequestError:
+            stats.conference_requests_errors += 1
+            raise
+        properties = {PROP_AUTHENTICATION: "false"}
+        if self.services.config.authentication.enabled:
+            properties[PROP_AUTHENTICATION] = "true"
+            properties[PROP_EXTERNAL_AUTH] = "true"
+        if self.services.config.jigasi.brewery_jid:
+            properties[PROP_SIP_GATEWAY] = "true"
+        properties[PROP_VISITORS_SUPPORTED] = "false"
+        return ConferenceAnswer(room=str(room), ready=ready, focus_jid=self.focus_jid,
+                                properties=properties)
+
+    def _create(self, room: JID, request: ConferenceRequest) -> Conference:
+        if self._nursery is None:
+            raise ConferenceRequestError("service-unavailable", "the focus is not running")
+        if len(self.conferences) >= self.max_conferences:
+            raise ConferenceRequestError("resource-constraint", "too many conferences")
+        conference = Conference(self.services, room, request.properties)
+        self.conferences[room] = conference
+        self.services.stats.conferences_created += 1
+        self._nursery.start_soon(self._run_conference, conference)
+        return conference
+
+    async def _run_conference(self, conference: Conference) -> None:
+        try:
+            await conference.run()
+        except* XMPPError as group:
+            conference.stop_reason = f"XMPP error: {group.exceptions[0]}"
+            log.warning("conference %s: ended by an XMPP error: %s", conference.room_jid,
+                        group.exceptions[0])
+        except* trio.TooSlowError:
+            conference.stop_reason = "joining the room timed out"
+            log.warning("conference %s: joining the room timed out", conference.room_jid)
+        except* Exception:
+            conference.stop_reason = "internal error"
+            log.exception("conference %s: failed", conference.room_jid)
+        finally:
+            conference.stopped.set()
+            if self.conferences.get(conference.room_jid) is conference:
+                del self.conferences[conference.room_jid]
+            self.services.stats.conference_seconds += time.time() - conference.created_at
+
+    async def _wait_joined(self, conference: Conference) -> bool:
+        timeout = self.services.request_timeout * 2
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as waiters:
+                async def wait(event: trio.Event) -> None:
+                    await event.wait()
+                    waiters.cancel_scope.cancel()
+
+                waiters.start_soon(wait, conference.joined)
+                waiters.start_soon(wait, conference.stopped)
+        if conference.joined.is_set() and not conference.stopped.is_set():
+            return True
+        if conference.stopped.is_set():
+            raise ConferenceRequestError(
+                "internal-server-error",
+                f"the conference could not start: {conference.stop_reason or 'unknown reason'}",
+            )
+        return False
+
+    async def handle_conference_iq(self, iq: Element) -> Element:
+        """IQ handler (client connection and component) for `<conference xmlns=focus>`."""
+        payload = iq.find(CONFERENCE)
+        assert payload is not None
+        try:
+            request = ConferenceRequest.from_element(payload)
+        except ValueError as exc:
+            self.services.stats.conference_requests_errors += 1
+            raise StanzaError("bad-request", str(exc)) from None
+        try:
+            answer = await self.conference_request(request)
+        except ConferenceRequestError as exc:
+            raise StanzaError(exc.condition, exc.text) from None
+        log.info("conference request for %s from %s: ready=%s", answer.room, iq.get("from"),
+                 answer.ready)
+        return answer.to_element()
+
+    # ----- Jingle -------------------------------------------------------------------------------
+
+    def route_jingle(self, iq: Element) -> None:
+        """IQ router for Jingle (synchronous, in arrival order): to the sender's participant inbox."""
+        try:
+            sender = JID.parse(iq.get("from", ""))
+        except InvalidJID:
+            raise StanzaError("bad-request", "invalid sender") from None
+        conference = self.conferences.get(sender.bare)
+        if conference is None or sender.resource is None:
+            raise StanzaError("item-not-found", "no such conference", app_element=unknown_session())
+        if not conference.route_jingle(sender.resource, iq):
+            raise StanzaError("item-not-found", "not a member of the conference",
+                              app_element=unknown_session())
+
+    # ----- bridges ------------------------------------------------------------------------------
+
+    def on_bridge_event(self, event: object) -> None:
+        for conference in list(self.conferences.values()):
+            conference.bridge_event(event)
+
+    # ----- shutdown -----------------------------------------------------------------------------
+
+    async def stop_all(self, reason: str) -> None:
+        """Stop every conference (each leaves its room and expires its endpoints)."""
+        conferences = list(self.conferences.values())
+        for conference in conferences:
+            conference.stop(reason)
+        for conference in conferences:
+            await conference.stopped.wait()
