@@ -1,0 +1,141 @@
+"""A call through our focus, seen from the wire: Prosody, the focus, a simulated bridge, and two
+hand-scripted clients speaking the lib-jitsi-meet protocol (conference IQ through the
+`focus.<domain>` component, MUC join, session-initiate → session-accept, sources relayed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
+
+import trio
+
+from jicofo.http.client import get_json
+from jicofo.testing.prosody import ProsodyInstance
+from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
+from jicofo.xmlns.conference_iq import ConferenceAnswer, ConferenceRequest
+from jicofo.xmlns.jingle import (
+    Action,
+    Fingerprint,
+    IceUdpTransport,
+    JingleContent,
+    JingleIQ,
+    RtpDescription,
+    SourceElement,
+    SsrcGroupElement,
+)
+from jicofo.xmpp.client import XMPPClient
+from jicofo.xmpp.jid import JID
+from jicofo.xmpp.muc import MucRoom
+from jicofo.xmpp.xml import element
+
+from .xmpp_helpers import connected, settings_for
+
+JINGLE = "{urn:xmpp:jingle:1}jingle"
+FEATURES = ("urn:xmpp:jingle:apps:rtp:audio", "urn:xmpp:jingle:apps:rtp:video",
+            "urn:xmpp:jingle:transports:dtls-sctp:1", "urn:ietf:rfc:4588", "http://jitsi.org/tcc")
+
+
+@dataclass
+class Client:
+    """A scripted lib-jitsi-meet-like member."""
+
+    xmpp: XMPPClient
+    nick: str
+    room: MucRoom | None = None
+    jingle: list[tuple[Element, JingleIQ]] = field(default_factory=list)
+    arrived: trio.Event = field(default_factory=trio.Event)
+
+    def on_jingle(self, iq: Element) -> None:
+        parsed = JingleIQ.from_element(iq.find(JINGLE))  # type: ignore[arg-type]
+        self.jingle.append((iq, parsed))
+        self.arrived.set()
+        self.arrived = trio.Event()
+        self.xmpp._handler_nursery.start_soon(self.xmpp.reply, iq)  # type: ignore[union-attr]
+
+    async def wait_for(self, action: Action, count: int = 1, timeout: float = 10) -> JingleIQ:
+        with trio.fail_after(timeout):
+            while True:
+                found = [j for _, j in self.jingle if j.action is action]
+                if len(found) >= count:
+                    return found[count - 1]
+                await self.arrived.wait()
+
+    async def conference(self, room: str) -> ConferenceAnswer:
+        request = ConferenceRequest(room=room, properties={"rtcstatsEnabled": "false"})
+        result = await self.xmpp.request(
+            self.xmpp.iq("set", "focus.meet.test", request.to_element()), timeout=15)
+        body = result.find("{http://jitsi.org/protocol/focus}conference")
+        assert body is not None
+        return ConferenceAnswer.from_element(body)
+
+    async def join(self, room: str) -> None:
+        self.room = MucRoom(self.xmpp, JID.parse(room), self.nick, presence_extensions=[
+            element("{jabber:client}stats-id", text=f"{self.nick}-stats"),
+            element("{jabber:client}jitsi_participant_region", text="us-east-1"),
+        ])
+        await self.room.join()
+
+    async def accept(self, offer: JingleIQ, ssrc_base: int) -> None:
+        audio = RtpDescription(media="audio", sources=(
+            SourceElement(ssrc_base, name=f"{self.nick}-a0", msid=f"{self.nick}-a t"),))
+        video = RtpDescription(media="video", sources=(
+            SourceElement(ssrc_base + 1, name=f"{self.nick}-v0", msid=f"{self.nick}-v t"),
+            SourceElement(ssrc_base + 2, name=f"{self.nick}-v0", msid=f"{self.nick}-v t"),
+        ), ssrc_groups=(SsrcGroupElement("FID", (ssrc_base + 1, ssrc_base + 2)),))
+        transport = IceUdpTransport(ufrag="cl1", pwd="clientpassword123456789", fingerprints=(
+            Fingerprint("sha-256", "AA:" * 31 + "AA", "active"),))
+        accept = JingleIQ(Action.SESSION_ACCEPT, offer.sid, responder=str(self.xmpp.jid), contents=(
+            JingleContent("audio", description=audio, transport=transport),
+            JingleContent("video", description=video, transport=transport),
+        ))
+        assert self.room is not None
+        await self.xmpp.request(self.xmpp.iq("set", self.room.jid.with_resource("focus"),
+                                             accept.to_element()))
+
+
+@asynccontextmanager
+async def member(prosody: ProsodyInstance, nick: str) -> AsyncIterator[Client]:
+    async with connected(settings_for(prosody)) as xmpp:
+        xmpp.features.update(FEATURES)
+        client = Client(xmpp, nick)
+        xmpp.add_iq_router(JINGLE, client.on_jingle, types=("set",))
+        yield client
+
+
+async def test_two_members_get_offers_and_each_others_sources(prosody: ProsodyInstance) -> None:
+    room = f"standup@{prosody.muc_domain}"
+    async with simulated_bridges(prosody, 1) as sims, \
+            running_focus(focus_config(prosody)) as app:
+        # The brewery sees the bridge before anyone calls.
+        with trio.fail_after(10):
+            while not app.brewery or not app.brewery.operational_bridges():
+                await trio.sleep(0.05)
+        async with member(prosody, "a1b2c3d4") as ana, member(prosody, "b5e6f7a8") as bo:
+            answer = await ana.conference(room)
+            assert answer.ready and answer.focus_jid == f"focus@{prosody.auth_domain}"
+            await ana.join(room)
+            await bo.conference(room)
+            await bo.join(room)
+            offer_a = await ana.wait_for(Action.SESSION_INITIATE)
+            offer_b = await bo.wait_for(Action.SESSION_INITIATE)
+            for offer in (offer_a, offer_b):
+                assert offer.bundle is not None
+                assert offer.bridge_session is not None
+                transport = offer.contents[0].transport
+                assert transport is not None and transport.ufrag and transport.pwd
+            await ana.accept(offer_a, 1000)
+            await bo.accept(offer_b, 2000)
+            add_for_bo = await bo.wait_for(Action.SOURCE_ADD)
+            ssrcs = {s.ssrc for c in add_for_bo.contents for s in c.description.sources}  # type: ignore[union-attr]
+            assert 1000 in ssrcs
+            add_for_ana = None
+            # Ana accepted first: Bo's sources reach her in a source-add.
+            add_for_ana = await ana.wait_for(Action.SOURCE_ADD)
+            ssrcs = {s.ssrc for c in add_for_ana.contents for s in c.description.sources}  # type: ignore[union-attr]
+            assert 2000 in ssrcs
+            log = await get_json("127.0.0.1", sims.http_port, "/requests")
+            kinds = [e["kind"] for e in log]  # type: ignore[union-attr]
+            assert kinds.count("allocate") == 2
+            assert "update" in kinds
