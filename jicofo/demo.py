@@ -1,9 +1,10 @@
 """The local demonstration stack: `python -m jicofo.demo` (behind `bash contrib/dev.sh demo`).
 
-What it shows today (the XMPP foundation): a throw-away Prosody with a Jitsi-like layout, the
-focus account logging in with SCRAM over STARTTLS, a conference room created and configured by
-the focus, guests joining over TCP and over WebSocket with Jitsi-style presence, the focus
-tracking them, and a clean teardown. Each step prints one line; the run is bounded in time.
+A throw-away Prosody with a Jitsi-like layout, our focus (in this process), simulated bridges in
+the brewery, and simulated lib-jitsi-meet participants in a few conferences: each gets an offer
+on a bridge, accepts it and sees the others' sources; one shares its screen; one bridge then
+leaves and its participants move to another; everyone leaves and the bridges are released. Each
+step prints one line; the run is bounded in time.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ import argparse
 import logging
 import sys
 import time
+from typing import Any
 
 import trio
 
-from jicofo.testing.prosody import ProsodyInstance, start_prosody
-from jicofo.xmpp.client import XMPPClient
-from jicofo.xmpp.jid import JID
-from jicofo.xmpp.muc import MucRoom, OccupantChanged, OccupantJoined, OccupantLeft
-from jicofo.xmpp.settings import ClientSettings, TlsMode
-from jicofo.xmpp.transport import TlsSettings
-from jicofo.xmpp.xml import element
-
-NS_JITSI = "http://jitsi.org/jitmeet"
+from jicofo.http.client import get_json, post_json
+from jicofo.sim.participant import ParticipantOptions, SimulatedParticipant
+from jicofo.testing.prosody import start_prosody
+from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
+from jicofo.testing.waiting import wait_until
+from jicofo.xmpp.settings import ClientSettings, Timeouts, TlsMode
 
 
 class Printer:
@@ -34,90 +33,115 @@ class Printer:
         print(f"[{time.monotonic() - self.t0:7.3f}s] {what}", flush=True)
 
 
-async def run_demo(guests: int, hold: float) -> None:
+async def run_demo(conferences: int, people: int, bridges: int, hold: float) -> None:
     say = Printer()
     async with start_prosody() as prosody:
-        say(f"prosody up: c2s {prosody.ip}:{prosody.c2s_port}, http {prosody.http_port}, "
-            f"component {prosody.component_port} (dir {prosody.base})")
-        async with trio.open_nursery() as nursery:
-            focus = XMPPClient(_focus_settings(prosody), name="focus")
-            await nursery.start(focus.run)
-            say(f"focus logged in as {focus.jid} (SCRAM over STARTTLS, certificate verified)")
-
-            room_jid = JID.parse(f"demo@{prosody.muc_domain}")
-            room = MucRoom(focus, room_jid, "focus", rejoin_nursery=nursery)
-            joined = await room.join()
-            say(f"focus joined {room_jid} as {joined.affiliation}/{joined.role}, "
-                f"created={joined.created}")
-            await room.configure({"muc#roomconfig_whois": "anyone"})
-            say("room configured (real JIDs visible to the focus)")
-
-            async def watch() -> None:
-                async for event in room.events:
-                    if isinstance(event, OccupantJoined):
-                        o = event.occupant
-                        stats = o.presence.findtext(f"{{{NS_JITSI}}}stats-id")
-                        say(f"focus sees {o.nick} join (real JID {o.jid}, {o.role}, stats-id {stats})")
-                    elif isinstance(event, OccupantChanged):
-                        say(f"focus sees {event.occupant.nick} update presence")
-                    elif isinstance(event, OccupantLeft):
-                        say(f"focus sees {event.occupant.nick} leave")
-
-            nursery.start_soon(watch)
-            clients: list[tuple[XMPPClient, MucRoom]] = []
-            for i in range(guests):
-                over_ws = i % 2 == 1
-                guest = XMPPClient(_guest_settings(prosody, over_ws), name=f"guest{i}")
-                await nursery.start(guest.run)
-                guest_room = MucRoom(guest, room_jid, f"guest{i}", presence_extensions=[
-                    element(f"{{{NS_JITSI}}}stats-id", text=f"Guest-{i}"),
-                ])
-                await guest_room.join()
-                say(f"guest{i} joined over {'WebSocket' if over_ws else 'TCP'} as {guest.jid}")
-                clients.append((guest, guest_room))
-
-            await trio.sleep(hold)
-            for guest, guest_room in clients:
-                await guest_room.leave()
-                await guest.aclose()
-            await trio.sleep(0.2)
-            await room.leave()
-            await focus.aclose()
-            say("everyone left; shutting down")
-            nursery.cancel_scope.cancel()
+        say(f"prosody up: c2s {prosody.ip}:{prosody.c2s_port}, websocket {prosody.websocket_url}")
+        async with simulated_bridges(prosody, bridges) as sims:
+            say(f"{bridges} simulated bridge(s) in {prosody.brewery_jid}; control API on "
+                f"http://127.0.0.1:{sims.http_port}/")
+            async with running_focus(focus_config(prosody)) as app:
+                say(f"focus up as {app.client.jid}; component {app.config.xmpp.component.jid} "
+                    "takes conference requests")
+                await wait_until(lambda: app.brewery is not None
+                                 and len(app.brewery.operational_bridges()) >= bridges, 10, "bridges")
+                say("focus sees bridges: " + ", ".join(
+                    f"{b.nickname} (stress {b.stress:.2f}, region {b.region or '-'})"
+                    for b in app.brewery.operational_bridges()))
+                await _calls(prosody, app, sims, say, conferences, people, hold)
+            say("focus stopped: rooms left, endpoints expired")
+        say("bridges stopped")
     say("prosody stopped, temp dir removed")
 
 
-def _focus_settings(prosody: ProsodyInstance) -> ClientSettings:
-    return ClientSettings(
-        domain=prosody.auth_domain, username="focus", password=prosody.focus_password,
-        resource="focus", host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.STARTTLS,
-        tls_settings=TlsSettings(ca_file=prosody.ca_file),
-    )
+async def _calls(prosody: Any, app: Any, sims: Any, say: Printer, conferences: int, people: int,
+                 hold: float) -> None:
+    everyone: list[tuple[str, SimulatedParticipant]] = []
+    async with trio.open_nursery() as nursery:
+        for c in range(conferences):
+            room = f"demo{c}@{prosody.muc_domain}"
+            for n in range(people):
+                # Half the guests reach Prosody over WebSocket, like a browser.
+                settings = ClientSettings(
+                    domain=prosody.domain, host=prosody.ip, port=prosody.c2s_port,
+                    tls=TlsMode.DISABLED, allow_plain_without_tls=True,
+                    websocket_url=prosody.websocket_url if n % 2 else None,
+                    timeouts=Timeouts(ping_interval=0),
+                )
+                person = SimulatedParticipant(ParticipantOptions(
+                    xmpp=settings, room=room, nick=f"{c:02x}{n:02x}beef", json_sources=n % 2 == 0,
+                ))
+                t0 = trio.current_time()
+                await nursery.start(person.run)
+                everyone.append((room, person))
+                say(f"{person.endpoint_id} joined {room} "
+                    f"({'WebSocket' if n % 2 else 'TCP'}; conference ready in "
+                    f"{(trio.current_time() - t0) * 1000:.0f} ms)")
+        for _room, person in everyone:
+            session = await person.wait_for_session(15)
+            say(f"{person.endpoint_id}: session-initiate on bridge session "
+                f"{session.bridge_session.id[:8] if session.bridge_session else '?'}, accepted")
+        for room, person in everyone:
+            for other_room, other in everyone:
+                if other_room == room and other is not person:
+                    await person.wait_for_remote_sources(other.endpoint_id, 15)
+        say("every participant sees the sources of everyone else in its conference")
 
+        sharer = everyone[0][1]
+        watcher = next(p for r, p in everyone if r == everyone[0][0] and p is not sharer)
+        before = len(watcher.remote_sources_of(sharer.endpoint_id).sources)
+        name = await sharer.add_source("desktop")
+        await watcher.wait_for(
+            lambda: len(watcher.remote_sources_of(sharer.endpoint_id).sources) > before, 10, "share")
+        say(f"{sharer.endpoint_id} shares its screen ({name}); {watcher.endpoint_id} got the source-add")
+        await sharer.remove_source(name)
 
-def _guest_settings(prosody: ProsodyInstance, over_ws: bool) -> ClientSettings:
-    return ClientSettings(
-        domain=prosody.domain, host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.DISABLED,
-        websocket_url=prosody.websocket_url if over_ws else None,
-    )
+        conference = next(iter(app.focus.conferences.values()))
+        if len(sims.bridges) > 1 and conference.colibri_sessions:
+            (bridge,) = list(conference.colibri_sessions)[:1]
+            movers = [p for r, p in everyone if str(conference.room_jid) == r]
+            sids = {p.endpoint_id: p.session.sid for p in movers if p.session}
+            await post_json("127.0.0.1", sims.http_port, f"/bridges/{bridge.nickname}/leave", {})
+            say(f"bridge {bridge.nickname} leaves the brewery")
+            for person in movers:
+                await person.wait_for_session(15, other_than=sids.get(person.endpoint_id))
+            new = ", ".join(b.nickname for b in conference.colibri_sessions)
+            say(f"{len(movers)} participant(s) of {conference.room_jid} moved to {new}")
+
+        await trio.sleep(hold)
+        errors = sum(p.error_count for _, p in everyone)
+        for _, person in everyone:
+            await person.leave()
+        say(f"everyone left; deviations seen by the participants: {errors}")
+        await wait_until(lambda: not app.focus.conferences, 10, "the conferences to end")
+        log = await get_json("127.0.0.1", sims.http_port, "/requests")
+        kinds: dict[str, int] = {}
+        for entry in log:  # type: ignore[union-attr]
+            kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+        say("colibri2 requests jvb-sim-1 received: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        nursery.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--guests", type=int, default=3, help="simulated guests (default 3)")
-    parser.add_argument("--hold", type=float, default=1.0, help="seconds to hold the room")
+    parser.add_argument("--conferences", type=int, default=2, help="conferences (default 2)")
+    parser.add_argument("--participants", type=int, default=3, help="per conference (default 3)")
+    parser.add_argument("--bridges", type=int, default=2, help="simulated bridges (default 2)")
+    parser.add_argument("--hold", type=float, default=1.0, help="seconds to hold the calls")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    trio.run(_bounded, max(0, min(args.guests, 50)), min(args.hold, 600.0))
+    conferences = max(1, min(args.conferences, 20))
+    people = max(2, min(args.participants, 20))
+    trio.run(_bounded, conferences, people, max(1, min(args.bridges, 10)), min(args.hold, 600.0))
     return 0
 
 
-async def _bounded(guests: int, hold: float) -> None:
-    with trio.fail_after(60 + hold):
-        await run_demo(guests, hold)
+async def _bounded(conferences: int, people: int, bridges: int, hold: float) -> None:
+    with trio.fail_after(120 + hold):
+        await run_demo(conferences, people, bridges, hold)
 
 
 if __name__ == "__main__":
