@@ -25,6 +25,7 @@ from jicofo.app import FocusApp, build_app, serve
 from jicofo.config.flags import overrides_from_flags
 from jicofo.config.load import config_path_from_env, load_config
 from jicofo.config.model import ConfigError, JicofoConfig
+from jicofo.tasks import single_cause
 from jicofo.xmpp.errors import XMPPError
 
 log = logging.getLogger("jicofo")
@@ -91,14 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         trio.run(run, config)
-    except* ConfigError as group:
-        print(f"jicofo: configuration error: {group.exceptions[0]}", file=sys.stderr)
-        return 2
-    except* XMPPError as group:
-        print(f"jicofo: {group.exceptions[0]}", file=sys.stderr)
-        return 1
-    except* KeyboardInterrupt:
-        return 0
+    except (BaseExceptionGroup, ConfigError, XMPPError, KeyboardInterrupt) as exc:
+        cause = single_cause(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(cause, ConfigError):
+            print(f"jicofo: configuration error: {cause}", file=sys.stderr)
+            return 2
+        if isinstance(cause, XMPPError):
+            print(f"jicofo: {cause}", file=sys.stderr)
+            return 1
+        if isinstance(cause, KeyboardInterrupt):
+            return 0
+        raise
     return 0
 
 if __name__ == "__main__":
