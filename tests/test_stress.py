@@ -1,0 +1,165 @@
+"""`jicofo-stress`: the scenario parser, and one real run of the command against the local stack
+(Prosody, our focus as a child process, simulated bridges) with a bridge killed midway."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jicofo.stress.cli import build_parser, main, scenario_from_args
+from jicofo.stress.report import breakdown, percentile, render_text, summarize
+from jicofo.stress.scenario import (
+    Fault,
+    Scenario,
+    ScenarioError,
+    load_scenario_file,
+    parse_duration,
+    parse_range,
+    scenario_from_mapping,
+)
+from jicofo.testing.prosody import missing_prosody_message, prosody_available
+
+# ----- the scenario ---------------------------------------------------------------------------------
+
+
+def test_durations_ranges_and_faults_parse() -> None:
+    assert parse_duration(30) == 30.0
+    assert parse_duration("30s") == 30.0
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("2m") == 120.0
+    assert parse_duration("1 minute") == 60.0
+    assert parse_range(5) == (5, 5)
+    assert parse_range("3-8") == (3, 8)
+    assert Fault.parse("kill-bridge@30s") == Fault("kill-bridge", 30.0)
+    assert Fault.parse("graceful-bridge@1m:jvb-sim-2") == Fault("graceful-bridge", 60.0, "jvb-sim-2")
+    for bad in ("5x", "-1s", "soon"):
+        with pytest.raises(ScenarioError, match="duration"):
+            parse_duration(bad)
+    for bad in ("8-3", "0", "a-b", "3-500"):
+        with pytest.raises(ScenarioError, match="participants"):
+            parse_range(bad)
+    for bad in ("explode@3s", "kill-bridge", "kill-bridge@later"):
+        with pytest.raises(ScenarioError):
+            Fault.parse(bad)
+
+
+def test_knobs_are_bounded_and_named_in_errors() -> None:
+    with pytest.raises(ScenarioError, match="conferences"):
+        Scenario(conferences=0)
+    with pytest.raises(ScenarioError, match="participants"):
+        Scenario(conferences=10_000, participants=(10, 10))
+    with pytest.raises(ScenarioError, match="after the end"):
+        Scenario(duration=10, faults=(Fault("kill-bridge", 20),))
+    with pytest.raises(ScenarioError, match="needs simulated bridges"):
+        Scenario(bridges=0, faults=(Fault("kill-bridge", 1),))
+    with pytest.raises(ScenarioError, match="unknown scenario key 'speed'"):
+        scenario_from_mapping({"speed": 3})
+    with pytest.raises(ScenarioError, match="join-rate"):
+        scenario_from_mapping({"join-rate": 0})
+
+
+def test_a_scenario_file_with_flags_over_it(tmp_path: Path) -> None:
+    path = tmp_path / "steady.conf"
+    path.write_text('conferences = 200\nparticipants = "3-8"\njoin-rate = 50\nhold = 60s\n'
+                    'duration = 2 minutes\nfaults = ["kill-bridge@30s", "unhealthy-bridge@45s:jvb-sim-2"]\n'
+                    'stop-p99 = 2s\n')
+    data = load_scenario_file(path)
+    scenario = scenario_from_mapping(data)
+    assert scenario.name == "steady"
+    assert (scenario.conferences, scenario.participants, scenario.join_rate) == (200, (3, 8), 50.0)
+    assert (scenario.hold, scenario.duration, scenario.stop_p99) == (60.0, 120.0, 2.0)
+    assert scenario.faults == (Fault("kill-bridge", 30.0), Fault("unhealthy-bridge", 45.0, "jvb-sim-2"))
+    json_file = tmp_path / "small.json"
+    json_file.write_text(json.dumps({"conferences": 3, "participants": 4, "churn": 6}))
+    args = build_parser().parse_args(["--scenario", str(json_file), "--local", "--conferences", "7",
+                                      "--fault", "drop-focus-connection@5s"])
+    merged = scenario_from_args(args)
+    assert (merged.conferences, merged.participants, merged.churn) == (7, (4, 4), 6.0)
+    assert merged.faults == (Fault("drop-focus-connection", 5.0),)
+    assert merged.bridges == 2  # the local stack's default
+    remote = scenario_from_args(build_parser().parse_args(["--xmpp-host", "x", "--domain", "x"]))
+    assert remote.bridges == 0  # a deployment brings its own bridges
+
+
+def test_bad_flags_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--local", "--participants", "9-2"]) == 2
+    assert "participants" in capsys.readouterr().err
+    assert main(["--conferences", "2"]) == 2  # neither --local nor a deployment
+    assert "--local" in capsys.readouterr().err
+
+
+def test_percentiles_and_error_grouping() -> None:
+    data = sorted(i / 1000 for i in range(1, 101))  # 1..100 ms
+    assert percentile(data, 50) == 0.05
+    assert percentile(data, 99) == 0.099
+    s = summarize(data)
+    assert (s["count"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["max_ms"]) == (100, 50.0, 90.0, 99.0, 100.0)
+    assert summarize([])["p99_ms"] is None
+    grouped = breakdown(["offer a1b2c3d4: 3 ssrcs missing", "offer deadbeef: 5 ssrcs missing",
+                         "no answer to our session-accept"])
+    assert grouped == {"offer <id>: <n> ssrcs missing": 2, "no answer to our session-accept": 1}
+
+
+# ----- a real run ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def killed_bridge_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, str]:
+    """5 conferences x 3 participants on two bridges; the busiest bridge is killed at 5 s."""
+    if not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+    out = tmp_path_factory.mktemp("stress") / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "jicofo.stress.cli", "--local", "--conferences", "5", "--participants", "3",
+         "--join-rate", "15", "--duration", "9s", "--fault", "kill-bridge@5s", "--source-changes", "30",
+         "--json", str(out), "--progress-every", "2", "--strict"],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text()), result.stdout, result.stderr
+
+
+@pytest.mark.prosody
+def test_a_small_local_run_reports_joins_latencies_and_process_figures(
+    killed_bridge_run: tuple[dict[str, Any], str, str],
+) -> None:
+    report, stdout, stderr = killed_bridge_run
+    assert report["joins"] == {"attempted": 15, "completed": 15, "failed": 0, "pending": 0}
+    assert report["errors"]["total"] == 0, report["errors"]
+    assert report["peak_participants"] == 15
+    for key in ("conference_iq_to_ready", "join_to_session_initiate", "session_accept_to_sources_seen"):
+        figures = report["latency"][key]
+        assert figures["count"] > 0, key
+        assert 0 <= figures["p50_ms"] <= figures["p90_ms"] <= figures["p99_ms"] <= figures["max_ms"], key
+    assert report["latency"]["conference_iq_to_ready"]["count"] == 15
+    for name in ("focus", "prosody", "bridges", "load generator"):
+        proc = report["processes"][name]
+        assert proc["available"] and proc["cpu_seconds"] > 0 and proc["rss_peak_kb"] > 0, name
+    assert report["processes"]["focus"]["cpu_ms_per_join"] > 0
+    # The human report on stdout, the periodic progress lines (not a terminal) on stderr.
+    assert "joins: attempted 15, completed 15, failed 0" in stdout
+    assert "join -> session-initiate" in stdout and "focus: CPU" in stdout
+    assert "] conferences 5/5 | in session 15" in stderr
+    assert render_text(report).splitlines()[0] == stdout.splitlines()[0]
+
+
+@pytest.mark.prosody
+def test_every_participant_of_a_killed_bridge_is_re_invited(
+    killed_bridge_run: tuple[dict[str, Any], str, str],
+) -> None:
+    report, stdout, _ = killed_bridge_run
+    (fault,) = report["faults"]
+    assert fault["kind"] == "kill-bridge" and fault["error"] is None
+    assert fault["bridge"].startswith("jvb-sim-")
+    assert fault["affected"] >= 3  # the busiest of two bridges has at least one conference
+    assert fault["reinvited"] == fault["affected"] - fault["left_before_reinvite"]
+    assert fault["not_reinvited"] == 0
+    assert fault["reinvite"]["count"] == fault["reinvited"]
+    assert 0 < fault["reinvite"]["p50_ms"] <= fault["reinvite"]["max_ms"] < 5000
+    assert f"fault kill-bridge@5s at 5.0 s on {fault['bridge']}" in stdout
