@@ -17,6 +17,8 @@ from jicofo.conference.services import ConferenceServices
 from jicofo.config.model import JicofoConfig, XmppConnectionName
 from jicofo.config.xmpp_settings import to_client_settings, to_component_settings
 from jicofo.focus import Focus
+from jicofo.health import HealthChecker
+from jicofo.rest.api import serve_rest
 from jicofo.stats import FocusStats
 from jicofo.xmlns.conference_iq import CONFERENCE
 from jicofo.xmlns.jingle import JINGLE
@@ -53,6 +55,8 @@ class FocusApp:
     focus: Focus
     started_at: float = field(default_factory=trio.current_time)
     stop_requested: trio.Event = field(default_factory=trio.Event)
+    health: HealthChecker | None = None
+    rest_port: int | None = None  # where the HTTP API listens, once serving
     stop_reason: str | None = None
 
     def request_stop(self, reason: str) -> None:
@@ -137,6 +141,12 @@ async def serve(
         if app.component is not None:
             await nursery.start(app.component.run)
             log.info("component %s connected", app.config.xmpp.component.jid)
+        if app.config.health.enabled:
+            app.health = HealthChecker(app, app.config.health)
+            await nursery.start(app.health.run)
+        app.rest_port = await nursery.start(serve_rest, app, app.health)
+        if app.rest_port is not None:
+            log.info("HTTP API on %s:%d", app.config.rest.host, app.rest_port)
         if extra is not None:
             await extra(app, nursery)
         task_status.started(app)

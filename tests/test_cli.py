@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trio
 
+from jicofo.http.client import get_json
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.waiting import wait_until
 from jicofo.xmlns.conference_iq import ConferenceRequest
@@ -42,7 +43,15 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     assert "nope.conf" in result.stderr
 
 
-def _config_text(prosody: ProsodyInstance) -> str:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _config_text(prosody: ProsodyInstance, rest_port: int = -1) -> str:
     # An upstream-style file; the secrets come from the environment, as the README advises.
     return f"""
 jicofo {{
@@ -65,7 +74,7 @@ jicofo {{
     }}
   }}
   bridge {{ brewery-jid = "{prosody.brewery_jid}" }}
-  rest {{ port = -1 }}
+  rest {{ host = "127.0.0.1", port = {rest_port} }}
 }}
 """
 
@@ -74,7 +83,8 @@ async def test_the_focus_process_serves_a_conference_and_stops_cleanly_on_sigter
     prosody: ProsodyInstance, tmp_path: Path,
 ) -> None:
     config = tmp_path / "jicofo.conf"
-    config.write_text(_config_text(prosody))
+    rest_port = _free_port()
+    config.write_text(_config_text(prosody, rest_port))
     env = {**os.environ, "JICOFO_AUTH_PASSWORD": prosody.focus_password,
            "JICOFO_SECRET": prosody.component_secret}
     process = await trio.lowlevel.open_process(
@@ -94,6 +104,8 @@ async def test_the_focus_process_serves_a_conference_and_stops_cleanly_on_sigter
                         await trio.sleep(0.2)
             body = answer.find("{http://jitsi.org/protocol/focus}conference")
             assert body is not None and body.get("ready") == "true"
+            version = await get_json("127.0.0.1", rest_port, "/about/version")
+            assert isinstance(version, dict) and version.get("name")
             member = MucRoom(client, JID.parse(room), "a1b2c3d4")
             await member.join()
             await wait_until(lambda: "focus" in member.occupants, 10, "the focus in the room")
