@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from xml.etree.ElementTree import Element
 
+import pytest
 import trio
 
 from jicofo.http.client import get_json
@@ -26,13 +27,17 @@ from jicofo.xmlns.jingle import (
     SsrcGroupElement,
 )
 from jicofo.xmpp.client import XMPPClient
+from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import MucRoom
-from jicofo.xmpp.xml import element
+from jicofo.xmpp.xml import element, parse_fragment
 
 from .xmpp_helpers import connected, settings_for
 
 JINGLE = "{urn:xmpp:jingle:1}jingle"
+C2 = "jitsi:colibri2"
+ICE = "urn:xmpp:jingle:transports:ice-udp:1"
+DTLS = "urn:xmpp:jingle:apps:dtls:0"
 FEATURES = ("urn:xmpp:jingle:apps:rtp:audio", "urn:xmpp:jingle:apps:rtp:video",
             "urn:xmpp:jingle:transports:dtls-sctp:1", "urn:ietf:rfc:4588", "http://jitsi.org/tcc")
 
@@ -104,10 +109,15 @@ async def member(prosody: ProsodyInstance, nick: str) -> AsyncIterator[Client]:
         yield client
 
 
-async def test_two_members_get_offers_and_each_others_sources(prosody: ProsodyInstance) -> None:
+@pytest.mark.parametrize("over_websocket", [False, True], ids=["tcp", "websocket"])
+async def test_two_members_get_offers_and_each_others_sources(
+    prosody: ProsodyInstance, over_websocket: bool,
+) -> None:
     room = f"standup@{prosody.muc_domain}"
+    extra = {"jicofo.xmpp.client.websocket-url": prosody.websocket_url} if over_websocket else {}
     async with simulated_bridges(prosody, 1) as sims, \
-            running_focus(focus_config(prosody)) as app:
+            running_focus(focus_config(prosody, extra)) as app:
+        assert app.client.settings.websocket_url == (prosody.websocket_url if over_websocket else None)
         # The brewery sees the bridge before anyone calls.
         with trio.fail_after(10):
             while not app.brewery or not app.brewery.operational_bridges():
@@ -136,6 +146,49 @@ async def test_two_members_get_offers_and_each_others_sources(prosody: ProsodyIn
             ssrcs = {s.ssrc for c in add_for_ana.contents for s in c.description.sources}  # type: ignore[union-attr]
             assert 2000 in ssrcs
             log = await get_json("127.0.0.1", sims.http_port, "/requests")
-            kinds = [e["kind"] for e in log]  # type: ignore[union-attr]
+            assert isinstance(log, list)
+            kinds = [e["kind"] for e in log]
             assert kinds.count("allocate") == 2
             assert "update" in kinds
+            # Each offer carries exactly the transport the bridge allocated for that endpoint.
+            for nick, offer in (("a1b2c3d4", offer_a), ("b5e6f7a8", offer_b)):
+                answer = next(parse_fragment(e["response"]) for e in log
+                              if e["kind"] == "allocate" and f"id='{nick}'" in e["request"].replace('"', "'"))
+                ice = answer.find(f"{{{C2}}}endpoint/{{{C2}}}transport/{{{ICE}}}transport")
+                assert ice is not None
+                transport = offer.contents[0].transport
+                assert transport is not None
+                assert (transport.ufrag, transport.pwd) == (ice.get("ufrag"), ice.get("pwd"))
+                assert transport.fingerprints[0].value == ice.find(f"{{{DTLS}}}fingerprint").text  # type: ignore[union-attr]
+                assert len(transport.candidates) == len(ice.findall(f"{{{ICE}}}candidate"))
+                # Every content (BUNDLE) gets the same transport; data adds its sctpmap.
+                assert all(replace(c.transport, sctpmap=None) == transport  # type: ignore[type-var]
+                           for c in offer.contents)
+
+            # A source-add reusing Ana's SSRC is refused and changes nothing anywhere.
+            updates_before = kinds.count("update")
+            bad = JingleIQ(Action.SOURCE_ADD, offer_b.sid, contents=(JingleContent(
+                "audio", description=RtpDescription(media="audio", sources=(
+                    SourceElement(1000, name="b5e6f7a8-a1", msid="x y"),))),))
+            with pytest.raises(StanzaError) as refused:
+                await bo.xmpp.request(bo.xmpp.iq("set", bo.room.jid.with_resource("focus"),  # type: ignore[union-attr]
+                                                 bad.to_element()))
+            assert refused.value.condition == "bad-request"
+            assert "SSRC" in (refused.value.text or "")
+            # A valid one reaches Ana and the bridge.
+            good = JingleIQ(Action.SOURCE_ADD, offer_b.sid, contents=(JingleContent(
+                "video", description=RtpDescription(media="video", sources=(
+                    SourceElement(2100, name="b5e6f7a8-v1", msid="bo-desk t", video_type="desktop"),))),))
+            await bo.xmpp.request(bo.xmpp.iq("set", bo.room.jid.with_resource("focus"),  # type: ignore[union-attr]
+                                             good.to_element()))
+            second_add = await ana.wait_for(Action.SOURCE_ADD, count=2)
+            ssrcs = {s.ssrc for c in second_add.contents for s in c.description.sources}  # type: ignore[union-attr]
+            assert ssrcs == {2100}, "only the new source, and not the refused one"
+            with trio.fail_after(5):
+                while True:
+                    log = await get_json("127.0.0.1", sims.http_port, "/requests")
+                    updates = [e for e in log if e["kind"] == "update"]  # type: ignore[union-attr]
+                    if len(updates) > updates_before and "2100" in updates[-1]["request"]:
+                        break
+                    await trio.sleep(0.05)
+            assert "1000" not in updates[-1]["request"].split("b5e6f7a8")[-1]
