@@ -21,7 +21,7 @@ while the focus rejoins, and once back in the room only those that are no longer
 longer send stats) are removed: a focus reconnect does not move participants off healthy bridges.
 Occupants leaving while the focus is out of the room are settled by that comparison too. If the
 rejoin takes longer than `rejoin_grace` (default: three reply timeouts), every bridge is removed
-(`BridgeRemoved`), as upstream, and the focus keeps trying to rejoin.
+(`BridgeRemoved`), as upstream does at once, and the focus keeps trying to rejoin.
 
 Health checks (JvbDoctor), one task per bridge in the brewery's nursery, started when the bridge
 is added and cancelled when it is removed. Every `health-checks.interval` (first one an interval
@@ -56,11 +56,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from xml.etree.ElementTree import Element
 
 import trio
 
 from jicofo.config.model import BridgeConfig
+from jicofo.xmlns.colibri_stats import NS_COLIBRI, BridgeStats
 from jicofo.xmpp.client import BaseXMPPConnection
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID
@@ -79,7 +79,6 @@ from .model import Bridge
 
 log = logging.getLogger(__name__)
 
-NS_COLIBRI = "http://jitsi.org/protocol/colibri"
 NS_HEALTHCHECK = "http://jitsi.org/protocol/healthcheck"
 
 JOIN_RETRY_MAX = 60.0
@@ -138,52 +137,6 @@ class _Watch:
     state: HealthState = HealthState.OK
     operational: bool = True  # as last reported (BridgeRecovered fires when this turns true)
     last_error: str | None = None
-
-
-# ----- stats -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Stats:
-    """The stats the focus reads (until jicofo.xmlns.colibri_stats is available)."""
-
-    stress_level: float | None = None
-    average_participant_stress: float | None = None
-    drain: bool | None = None
-    graceful_shutdown: bool | None = None
-    shutting_down: bool | None = None
-    healthy: bool | None = None
-    version: str | None = None
-    release: str | None = None
-    region: str | None = None
-    relay_id: str | None = None
-
-
-_FLOATS = ("stress_level", "average_participant_stress")
-_BOOLS = ("drain", "graceful_shutdown", "shutting_down", "healthy")
-_STRINGS = ("version", "release", "region", "relay_id")
-
-
-def _parse_stats(stats: Element) -> _Stats:
-    """Tolerant: unknown stats are ignored, unparsable numbers are treated as missing, booleans
-    are Java's `parseBoolean` (only 'true', any case, is true)."""
-    values: dict[str, Any] = {}
-    for stat in stats.iter(f"{{{NS_COLIBRI}}}stat"):
-        name, value = stat.get("name"), stat.get("value")
-        if name is None or value is None:
-            continue
-        if name in _FLOATS:
-            try:
-                number = float(value)
-            except ValueError:
-                continue
-            if number == number and abs(number) != float("inf"):
-                values[name] = number
-        elif name in _BOOLS:
-            values[name] = value.strip().lower() == "true"
-        elif name in _STRINGS and value:
-            values[name] = value
-    return _Stats(**values)
 
 
 # ----- the brewery -------------------------------------------------------------------------------
@@ -341,7 +294,7 @@ class Brewery:
         stats_el = occupant.presence.find(f"{{{NS_COLIBRI}}}stats")
         if stats_el is None:
             return
-        stats = _parse_stats(stats_el)
+        stats = BridgeStats.from_element(stats_el)
         now = self.clock()
         jid = self.jid.with_resource(occupant.nick)
         bridge = self.bridges.get(jid)
@@ -357,7 +310,7 @@ class Brewery:
             log.info("bridge %s: shutting down", bridge.nickname)
             self._emit(BridgeShuttingDown(bridge))
 
-    def _add(self, jid: JID, stats: _Stats, now: float) -> None:
+    def _add(self, jid: JID, stats: BridgeStats, now: float) -> None:
         bridge = Bridge(jid, self.config)
         bridge.update_stats(stats, now)
         self.bridges[jid] = bridge
