@@ -133,9 +133,16 @@ async def test_version_stats_and_health(prosody: ProsodyInstance) -> None:
         assert stats["healthy"] is True
         assert set(stats["health"]) == {"success", "hardFailure", "responseCode", "sticky", "message"}
         assert set(stats["jibri"]) >= {"recording_active", "live_streaming_active", "sip_call_active"}
-        # Health-check conferences are left out of everything.
+        # Health-check conferences are left out of everything, and do not pile up.
         assert stats["conferences"] == 0 and stats["total_conferences_created"] == 0
         assert stack.app.stats.conference_requests == 0
+        checks = stack.health.checks
+        with trio.fail_after(10):
+            while stack.health.checks < checks + 3:
+                await trio.sleep(0.1)
+        assert len(stack.app.focus.conferences) <= 1
+        assert stack.app.stats.conference_requests == 0 and stack.app.stats.conferences_created == 0
+        assert await stack.json("/debug/conferences") == []
 
         status, _, body = await stack.call("GET", "/no/such/route")
         assert status == 404
