@@ -14,6 +14,7 @@ from typing import Any
 LATENCY_NAMES = {
     "conference_iq_to_ready": "conference IQ -> ready",
     "join_to_session_initiate": "join -> session-initiate",
+    "start_to_session_initiate": "whole join (login -> session-initiate)",
     "session_accept_to_sources_seen": "session-accept -> sources seen by others",
     "source_add_to_seen": "source-add (screen share) -> seen by others",
 }
