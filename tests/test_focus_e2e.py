@@ -4,6 +4,7 @@ were asked (their request logs), what the focus put in its presence."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from jicofo.http.client import get_json, post_json
 from jicofo.sim.participant import ParticipantOptions, SimulatedParticipant
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.stack import Bridges, focus_config, running_focus, simulated_bridges
+from jicofo.testing.waiting import wait_until
 from jicofo.xmlns.conference_iq import ConferenceRequest
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID
@@ -51,9 +53,8 @@ async def participants(
 
 
 async def wait_bridges(app: FocusApp, count: int = 1) -> None:
-    with trio.fail_after(10):
-        while app.brewery is None or len(app.brewery.operational_bridges()) < count:
-            await trio.sleep(0.05)
+    await wait_until(lambda: app.brewery is not None
+                     and len(app.brewery.operational_bridges()) >= count, 10, "the bridges")
 
 
 async def bridge_log(sims: Bridges, nick: str | None = None) -> list[dict[str, Any]]:
@@ -160,6 +161,7 @@ async def test_a_bridge_that_leaves_has_its_participants_moved(prosody: ProsodyI
             first = [await p.wait_for_session(10) for p in people]
             conference = app.focus.conferences[JID.parse(room)]
             (used,) = conference.colibri_sessions
+            left_at = time.time()
             await post_json("127.0.0.1", sims.http_port, f"/bridges/{used.nickname}/leave", {})
             for person, session in zip(people, first, strict=True):
                 moved = await person.wait_for_session(15, other_than=session.sid)
@@ -170,9 +172,11 @@ async def test_a_bridge_that_leaves_has_its_participants_moved(prosody: ProsodyI
             for person in people:
                 other = next(p for p in people if p is not person)
                 await person.wait_for_remote_sources(other.endpoint_id, 10)
-            # Nothing was sent to the departed bridge after it left.
+            # No participant was allocated on the departed bridge after it left. (An update
+            # already on its way when the bridge left may still arrive; that is not a new use.)
             gone = await bridge_log(sims, used.nickname)
-            assert not [e for e in gone if e["kind"] == "allocate" and e["time"] > gone[-1]["time"]]
+            assert any(e["kind"] == "allocate" for e in gone), "the departed bridge's log is readable"
+            assert [e for e in gone if e["kind"] == "allocate" and e["time"] > left_at] == []
 
 
 async def test_a_client_restart_request_gets_a_new_session(prosody: ProsodyInstance) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -101,7 +101,6 @@ class _Request:
     done: trio.Event | None = None
     result: c2.ConferenceModified | None = None
     error: ColibriFailure | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 class ColibriSession:
@@ -129,7 +128,6 @@ class ColibriSession:
         self._created = False  # a create was sent (the first allocation carries it)
         self._expired = False
         self._send, self._queue = trio.open_memory_channel[_Request](QUEUE_SIZE)
-        self._idle_expire = False
 
     def __repr__(self) -> str:
         return f"<ColibriSession {self.id} on {self.bridge.nickname}>"
@@ -312,9 +310,6 @@ class ColibriSession:
         if self.endpoints:
             self.bridge.endpoint_removed(len(self.endpoints))
             self.endpoints.clear()
-
-    def sources_changed_elsewhere(self, owner: str, sources: EndpointSourceSet) -> None:
-        """Relays mirror other bridges' endpoints; nothing to do for a single-bridge conference."""
 
 
 # ----- conversions between our source model and Colibri2's --------------------------------------

@@ -19,6 +19,14 @@ from xml.etree.ElementTree import Element
 
 import trio
 
+from jicofo.bridge.brewery import (
+    BridgeAdded,
+    BridgeEvent,
+    BridgeFailed,
+    BridgeRecovered,
+    BridgeRemoved,
+    BridgeShuttingDown,
+)
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession
 from jicofo.xmlns.jingle import StartMuted
 from jicofo.xmlns.presence_ext import (
@@ -93,7 +101,6 @@ class Conference:
         self._ever_had_member = False
         self._single_timer: trio.CancelScope | None = None
         self._start_timer: trio.CancelScope | None = None
-        self._members_seen = 0
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -186,8 +193,9 @@ class Conference:
 
     async def _cleanup(self) -> None:
         """Expire the bridge conferences and leave the room, within a bounded time."""
+        sessions = list(self.colibri_sessions.values())
         with trio.move_on_after(CLEANUP_TIMEOUT):
-            for session in list(self.colibri_sessions.values()):
+            for session in sessions:
                 try:
                     await session.expire_conference()
                 except (XMPPError, ColibriFailure) as exc:
@@ -199,9 +207,8 @@ class Conference:
                     await self.room.leave()
                 except XMPPError as exc:
                     log.info("conference %s: leaving the room failed: %s", self.room_jid, exc)
-        for participant in self.participants.values():
-            if participant.colibri is not None:
-                participant.colibri.bridge_endpoint_removed()
+        for session in sessions:  # also those whose expire did not get through in time
+            session.bridge_endpoint_removed()
         log.info("conference %s: stopped (%s)", self.room_jid, self.stop_reason or "done")
 
     # ----- timers -------------------------------------------------------------------------------
@@ -304,14 +311,12 @@ class Conference:
             return
         log.info("conference %s: %s left (%s)", self.room_jid, occupant.nick, reason)
         participant.cancel_scope.cancel()
-        removed = self.sources.remove_endpoint(participant.endpoint_id)
+        self.sources.remove_endpoint(participant.endpoint_id)
         for other in self.participants.values():
             other.forget_sources_of(participant.endpoint_id)
         if participant.colibri is not None:
             participant.colibri.expire_endpoint(participant.endpoint_id)
             self.endpoint_released(participant, participant.colibri)
-        if removed:
-            self._sources_updated_on_bridges(participant.endpoint_id)
         if not self.participants:
             self.stop("the last member left")
             return
@@ -382,12 +387,6 @@ class Conference:
         for other in self.participants.values():
             if other.endpoint_id != owner:
                 other.sources_changed()
-        self._sources_updated_on_bridges(owner)
-
-    def _sources_updated_on_bridges(self, owner: str) -> None:
-        """Relays mirror endpoint sources between bridges (multi-bridge conferences)."""
-        for session in self.colibri_sessions.values():
-            session.sources_changed_elsewhere(owner, self.sources.get(owner))
 
     # ----- bridges --------------------------------------------------------------------------------
 
@@ -528,17 +527,9 @@ class Conference:
                 log.info("conference %s: expire on %s failed: %s", self.room_jid,
                          session.bridge.nickname, exc)
 
-    def bridge_event(self, event: object) -> None:
+    def bridge_event(self, event: BridgeEvent) -> None:
         """From the brewery (synchronous): move participants off bridges that went away, invite
         the waiting ones when a bridge appears."""
-        from jicofo.bridge.brewery import (
-            BridgeAdded,
-            BridgeFailed,
-            BridgeRecovered,
-            BridgeRemoved,
-            BridgeShuttingDown,
-        )
-
         if self._nursery is None:
             return
         if isinstance(event, BridgeRemoved | BridgeFailed | BridgeShuttingDown):
@@ -582,5 +573,3 @@ def _limit(value: str | None) -> int | None:
     except ValueError:
         return None
 
-
-__all__ = ["Conference", "ConferenceStopped", "Reinvite"]

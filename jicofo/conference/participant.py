@@ -28,7 +28,6 @@ from jicofo.xmlns.jingle import (
     IceUdpTransport,
     JingleIQ,
     Reason,
-    StartMuted,
     unknown_session,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
@@ -555,6 +554,3 @@ class Participant:
         except NotConnected as exc:
             log.info("%s: %s not sent: %s", self, jingle.action, exc)
 
-
-def start_muted_flags(audio: bool, video: bool) -> StartMuted | None:
-    return StartMuted(audio, video) if audio or video else None
