@@ -22,6 +22,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
@@ -101,6 +102,28 @@ class _Request:
     done: trio.Event | None = None
     result: c2.ConferenceModified | None = None
     error: ColibriFailure | None = None
+    on_result: Callable[[c2.ConferenceModified], None] | None = None
+
+
+class EndpointObserver(Protocol):
+    """Told about a session's endpoint changes (the conference mirrors them into relays)."""
+
+    def endpoint_allocated(self, session: ColibriSession, endpoint_id: str) -> None: ...
+
+    def endpoint_sources(self, session: ColibriSession, endpoint_id: str,
+                         sources: EndpointSourceSet) -> None: ...
+
+    def endpoint_expired(self, session: ColibriSession, endpoint_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RelayEndpoint:
+    """An endpoint as the far side of a relay sees it (upstream sends no media or transport)."""
+
+    endpoint_id: str
+    stats_id: str | None
+    sources: EndpointSourceSet
+    ssrc_rewriting: bool = False
 
 
 class ColibriSession:
@@ -114,6 +137,7 @@ class ColibriSession:
         timeout: float,
         rtcstats_enabled: bool = True,
         on_failure: Callable[[ColibriSession, ColibriFailure, str | None], None] | None = None,
+        observer: EndpointObserver | None = None,
     ) -> None:
         self.client = client
         self.bridge = bridge
@@ -123,6 +147,7 @@ class ColibriSession:
         self.timeout = timeout
         self.rtcstats_enabled = rtcstats_enabled
         self.on_failure = on_failure
+        self.observer = observer
         self.endpoints: set[str] = set()
         self.feedback_sources: EndpointSourceSet | None = None
         self._created = False  # a create was sent (the first allocation carries it)
@@ -131,6 +156,10 @@ class ColibriSession:
 
     def __repr__(self) -> str:
         return f"<ColibriSession {self.id} on {self.bridge.nickname}>"
+
+    @property
+    def relay_id(self) -> str | None:
+        return self.bridge.relay_id
 
     # ----- the task -----------------------------------------------------------------------------
 
@@ -165,13 +194,18 @@ class ColibriSession:
                 request.error.endpoint_id = request.endpoint_id
         except ColibriFailure as failure:
             request.error = failure
+        if request.error is None and request.on_result is not None and request.result is not None:
+            try:
+                request.on_result(request.result)
+            except ColibriFailure as failure:
+                request.error = failure
         if request.done is not None:
             request.done.set()
             return
         if request.error is not None:
             log.warning("%s: %s for %s failed: %s", self, request.kind,
                         request.endpoint_id or "the conference", request.error)
-            if request.kind == "expire":
+            if request.kind in ("expire", "relay-expire"):
                 return  # nothing to recover: it was going away
             if self.on_failure is not None:
                 self.on_failure(self, request.error, request.endpoint_id)
@@ -247,6 +281,8 @@ class ColibriSession:
         if self.feedback_sources is None and request.result.sources is not None:
             self.feedback_sources = _sources_from_colibri(request.result.sources)
         self.bridge.endpoint_added(trio.current_time())
+        if self.observer is not None:
+            self.observer.endpoint_allocated(self, endpoint.endpoint_id)
         return Allocation(answered.transport.ice, sctp_port,
                           self.feedback_sources or EndpointSourceSet((), ()))
 
@@ -270,6 +306,8 @@ class ColibriSession:
             ),
         )
         self._enqueue(_Request(payload, "update", endpoint_id))
+        if sources is not None and self.observer is not None:
+            self.observer.endpoint_sources(self, endpoint_id, sources)
 
     def expire_endpoint(self, endpoint_id: str) -> None:
         if endpoint_id not in self.endpoints:
@@ -280,6 +318,75 @@ class ColibriSession:
             meeting_id=self.meeting_id, endpoints=(c2.Endpoint(id=endpoint_id, expire=True),),
         )
         self._enqueue(_Request(payload, "expire", endpoint_id))
+        if self.observer is not None:
+            self.observer.endpoint_expired(self, endpoint_id)
+
+    # ----- relays (Octo) ------------------------------------------------------------------------
+
+    def create_relay(
+        self,
+        relay_id: str,
+        *,
+        initiator: bool,
+        mesh_id: str,
+        medias: tuple[RtpDescription, ...],
+        sctp: bool,
+        endpoints: tuple[RelayEndpoint, ...],
+        on_transport: Callable[[IceUdpTransport], None],
+    ) -> None:
+        """Open a relay to the bridge whose relay id is `relay_id` (request J of bridge-protocol.md
+        §2.3). The initiator side controls ICE, gets a port of its own and is the SCTP client.
+        `on_transport` receives this bridge's relay transport from the answer, for the other side."""
+        transport = c2.Transport(
+            ice_controlling=initiator,
+            use_unique_port=initiator,
+            sctp=c2.Sctp(role="client" if initiator else "server") if sctp else None,
+        )
+        relay = c2.Relay(
+            id=relay_id, create=True, mesh_id=mesh_id,
+            medias=tuple(c2.Media.from_description(d) for d in medias),
+            transport=transport,
+            endpoints=tuple(_relay_endpoint(e, create=True) for e in endpoints),
+        )
+
+        def answered(result: c2.ConferenceModified) -> None:
+            answer = result.relay(relay_id)
+            if answer is None or answer.transport is None or answer.transport.ice is None:
+                raise ColibriFailure(f"no transport in the answer for relay {relay_id}",
+                                     session_lost=True)
+            on_transport(answer.transport.ice)
+
+        self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, relays=(relay,)),
+                               "relay-create", on_result=answered))
+
+    def set_relay_transport(self, relay_id: str, ice: IceUdpTransport) -> None:
+        """Give this bridge the other side's relay transport (request K)."""
+        relay = c2.Relay(id=relay_id, transport=c2.Transport(ice=ice))
+        self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, relays=(relay,)),
+                               "relay-transport"))
+
+    def relay_endpoint_added(self, relay_id: str, endpoint: RelayEndpoint) -> None:
+        self._relay_endpoints(relay_id, _relay_endpoint(endpoint, create=True))
+
+    def relay_endpoint_sources(self, relay_id: str, endpoint_id: str, sources: EndpointSourceSet) -> None:
+        self._relay_endpoints(relay_id, c2.Endpoint(
+            id=endpoint_id, sources=_sources_to_colibri(endpoint_id, sources)))
+
+    def relay_endpoint_expired(self, relay_id: str, endpoint_id: str) -> None:
+        self._relay_endpoints(relay_id, c2.Endpoint(id=endpoint_id, expire=True))
+
+    def _relay_endpoints(self, relay_id: str, endpoint: c2.Endpoint) -> None:
+        relay = c2.Relay(id=relay_id, endpoints=(endpoint,))
+        self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, relays=(relay,)),
+                               "relay-update"))
+
+    def expire_relay(self, relay_id: str) -> None:
+        """The bridge behind `relay_id` left the conference (request N)."""
+        if self._expired:
+            return
+        relay = c2.Relay(id=relay_id, expire=True)
+        self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, relays=(relay,)),
+                               "relay-expire"))
 
     def expire_when_idle(self) -> None:
         """Queue the conference expire behind whatever is queued; the task ends after it."""
@@ -313,6 +420,17 @@ class ColibriSession:
 
 
 # ----- conversions between our source model and Colibri2's --------------------------------------
+
+
+def _relay_endpoint(endpoint: RelayEndpoint, *, create: bool) -> c2.Endpoint:
+    capabilities = [c2.CAPABILITY_SOURCE_NAMES]
+    if endpoint.ssrc_rewriting:
+        capabilities.append(c2.CAPABILITY_SSRC_REWRITING)
+    return c2.Endpoint(
+        id=endpoint.endpoint_id, create=create, stats_id=endpoint.stats_id,
+        sources=_sources_to_colibri(endpoint.endpoint_id, endpoint.sources),
+        capabilities=tuple(capabilities),
+    )
 
 
 def _sources_to_colibri(endpoint_id: str, sources: EndpointSourceSet) -> c2.Sources:

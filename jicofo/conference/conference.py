@@ -27,8 +27,8 @@ from jicofo.bridge.brewery import (
     BridgeRemoved,
     BridgeShuttingDown,
 )
-from jicofo.bridge.colibri import ColibriFailure, ColibriSession
-from jicofo.xmlns.jingle import StartMuted
+from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
+from jicofo.xmlns.jingle import RtpDescription, StartMuted
 from jicofo.xmlns.presence_ext import (
     BRIDGE_COUNT,
     SUPPORT_TERMINATE_RESTART,
@@ -52,6 +52,8 @@ from jicofo.xmpp.muc import (
     SelfLeft,
 )
 
+from .cascade import Cascade
+from .offer import OfferOptions, audio_description, video_description
 from .participant import Invite, JingleRequest, Participant, Reinvite, Terminate
 from .services import ConferenceServices
 from .sources import ConferenceSourceMap, EndpointSourceSet, SourceLimits
@@ -89,6 +91,10 @@ class Conference:
         self.sources = ConferenceSourceMap()
         self.colibri_sessions: dict[Bridge, ColibriSession] = {}
         self._colibri_scopes: dict[ColibriSession, trio.CancelScope] = {}
+        self.cascade = Cascade(
+            room=str(self.room_jid), medias=self._relay_medias,
+            sctp=services.config.octo.sctp_datachannels, endpoint_info=self._relay_endpoint_info,
+        )
         conf = services.config.conference
         self.source_limits = SourceLimits(conf.max_ssrcs_per_user, conf.max_ssrc_groups_per_user)
         self.room: MucRoom | None = None
@@ -402,7 +408,7 @@ class Conference:
             services.bridges(), in_use, participant.presence.region or services.config.local_region
         )
         if bridge is not None and self.colibri_sessions and bridge not in self.colibri_sessions \
-                and not self._multi_bridge_possible():
+                and not self._multi_bridge_possible(bridge):
             now = trio.current_time()
             stale = [s for b, s in self.colibri_sessions.items()
                      if b.removed or b.shutting_down or not b.is_operational(now)]
@@ -412,7 +418,7 @@ class Conference:
                     self._move_off(session, f"bridge {session.bridge.nickname} is not usable",
                                    cancel=True)
         if bridge is None or (self.colibri_sessions and bridge not in self.colibri_sessions
-                              and not self._multi_bridge_possible()):
+                              and not self._multi_bridge_possible(bridge)):
             if bridge is not None:
                 log.warning("conference %s: selected %s but the conference is on %s and cascading "
                             "is not available", self.room_jid, bridge.nickname,
@@ -426,7 +432,7 @@ class Conference:
                 services.colibri_client, bridge, meeting_id=self.meeting_id or str(uuid.uuid4()),
                 room_name=str(self.room_jid), timeout=services.colibri_timeout,
                 rtcstats_enabled=self.properties.get("rtcstatsEnabled", "true").lower() != "false",
-                on_failure=self.colibri_failed,
+                on_failure=self.colibri_failed, observer=self.cascade,
             )
             self.colibri_sessions[bridge] = session
             scope = trio.CancelScope()
@@ -438,10 +444,25 @@ class Conference:
             self._presence_changed()
         return session
 
-    def _multi_bridge_possible(self) -> bool:
-        # Relays between bridges come with the cascade support; until then a conference stays on
-        # one bridge and moves wholesale when that bridge fails.
-        return False
+    def _multi_bridge_possible(self, bridge: Bridge) -> bool:
+        """A conference spans several bridges only with Octo enabled and relay ids on all of
+        them (as upstream); otherwise it stays on one bridge and moves wholesale when that fails."""
+        if not self.services.config.octo.enabled or bridge.relay_id is None:
+            return False
+        return all(b.relay_id is not None for b in self.colibri_sessions)
+
+    def _relay_medias(self) -> tuple[RtpDescription, ...]:
+        """What relays carry: every codec and header extension an offer can have."""
+        everything = OfferOptions(opus_red=True)
+        offer_config = self.services.offer_config
+        return (audio_description(offer_config, everything), video_description(offer_config, everything))
+
+    def _relay_endpoint_info(self, endpoint_id: str) -> RelayEndpoint | None:
+        participant = self.participants.get(endpoint_id)
+        if participant is None:
+            return None
+        return RelayEndpoint(endpoint_id, participant.presence.stats_id, participant.sources,
+                             participant.uses_ssrc_rewriting())
 
     async def _run_colibri(
         self, session: ColibriSession, scope: trio.CancelScope,
@@ -467,6 +488,7 @@ class Conference:
     def _forget_session(self, session: ColibriSession, *, cancel: bool) -> list[Participant]:
         if self.colibri_sessions.get(session.bridge) is session:
             del self.colibri_sessions[session.bridge]
+        self.cascade.leave(session)
         scope = self._colibri_scopes.pop(session, None)
         if cancel and scope is not None:
             scope.cancel()
@@ -561,6 +583,7 @@ class Conference:
                 for p in self.participants.values()
             },
             "bridges": [s.bridge.nickname for s in self.colibri_sessions.values()],
+            "cascade": self.cascade.to_json(),
             "bridge_not_available": self._bridge_not_available,
         }
 
