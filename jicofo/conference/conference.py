@@ -568,6 +568,25 @@ class Conference:
             for participant in waiting:
                 participant.post(Invite(f"bridge {event.bridge.nickname} is available"))
 
+    # ----- moving endpoints (move-endpoints API, load redistribution) --------------------------
+
+    def endpoints_on(self, bridge: Bridge) -> list[str]:
+        return [p.endpoint_id for p in self.participants.values()
+                if p.colibri is not None and p.colibri.bridge is bridge]
+
+    def move_endpoint(self, endpoint_id: str, bridge: Bridge | None = None) -> bool:
+        """Re-invite one member (with the configured re-invite method) so that bridge selection
+        runs again for it; False when it has no endpoint (on `bridge`, if given). Where it lands
+        is the strategy's choice, as upstream: without cascading, a conference stays on its
+        bridge unless the whole conference moves."""
+        participant = self.participants.get(endpoint_id)
+        if participant is None or participant.colibri is None:
+            return False
+        if bridge is not None and participant.colibri.bridge is not bridge:
+            return False
+        self.stats.participants_moved += 1
+        return participant.post(Reinvite(f"moved off {participant.colibri.bridge.nickname} by request"))
+
     # ----- introspection --------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, object]:

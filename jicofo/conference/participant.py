@@ -22,12 +22,14 @@ from xml.etree.ElementTree import Element
 import trio
 
 from jicofo.bridge.colibri import Allocation, ColibriFailure, ColibriSession, EndpointRequest
+from jicofo.config.model import ReinviteMethod
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
     IceUdpTransport,
     JingleIQ,
     Reason,
+    RtpDescription,
     unknown_session,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
@@ -253,25 +255,25 @@ class Participant:
         if self.has_media_session:
             return
         self.invited = True
-        conference = self.conference
         features = await self._discover_features()
         options = self._offer_options(features)
+        if not await self._allocate(options):
+            return
+        await self._send_offer(options, secrets.token_hex(8), reason, Action.SESSION_INITIATE)
+
+    async def _allocate(self, options: OfferOptions) -> bool:
+        """Choose a bridge and allocate this member's endpoint there (self.colibri/allocation)."""
+        conference = self.conference
         colibri = await conference.colibri_session_for(self)
         if colibri is None:
             self.waiting_for_bridge = True
             log.warning("%s: no bridge available; waiting for one", self)
-            return
+            return False
         self.waiting_for_bridge = False
-        offer_config = conference.services.offer_config
-        medias = []
-        if options.audio:
-            medias.append(audio_description(offer_config, options))
-        if options.video:
-            medias.append(video_description(offer_config, options))
         request = EndpointRequest(
             endpoint_id=self.endpoint_id,
             stats_id=self.presence.stats_id,
-            medias=tuple(medias),
+            medias=self._medias(options),
             sctp=options.sctp,
             sources=self.sources,
             ssrc_rewriting=self.uses_ssrc_rewriting(),
@@ -281,17 +283,32 @@ class Participant:
         except ColibriFailure as exc:
             log.warning("%s: allocation on %s failed: %s", self, colibri.bridge.nickname, exc)
             conference.colibri_failed(colibri, exc, self.endpoint_id)
-            return
+            return False
         if self.cancel_scope.cancel_called or not conference.has_member(self.endpoint_id):
             colibri.expire_endpoint(self.endpoint_id)
-            return
+            return False
         self.colibri = colibri
         self.allocation = allocation
+        return True
+
+    def _medias(self, options: OfferOptions) -> tuple[RtpDescription, ...]:
+        offer_config = self.conference.services.offer_config
+        medias = []
+        if options.audio:
+            medias.append(audio_description(offer_config, options))
+        if options.video:
+            medias.append(video_description(offer_config, options))
+        return tuple(medias)
+
+    async def _send_offer(self, options: OfferOptions, sid: str, reason: str, action: Action) -> None:
+        """session-initiate (or transport-replace on the current sid) with the allocation's
+        transport and the sources this member should see."""
+        conference = self.conference
+        colibri, allocation = self.colibri, self.allocation
+        assert colibri is not None and allocation is not None
         signaled = self._desired_sources(options)
-        sid = secrets.token_hex(8)
-        start_muted = conference.start_muted_for(self)
         offer = build_offer(
-            offer_config,
+            conference.services.offer_config,
             options,
             allocation.transport,
             signaled,
@@ -299,22 +316,25 @@ class Participant:
             initiator=str(conference.services.client.jid) if conference.services.client.jid else None,
             sctp_port=allocation.sctp_port or 5000,
             bridge_session=BridgeSession(colibri.id, colibri.bridge.region),
-            start_muted=start_muted,
+            start_muted=conference.start_muted_for(self) if action is Action.SESSION_INITIATE else None,
+            action=action,
         )
-        self.session = JingleSession(sid, colibri, options)
+        replacing = action is Action.TRANSPORT_REPLACE
+        # A replaced transport keeps the session's accepted sources: it stays active.
+        self.session = JingleSession(sid, colibri, options,
+                                     SessionState.ACTIVE if replacing else SessionState.PENDING)
         self.signaled = signaled
-        log.info("%s: session-initiate on bridge %s (%s), sid %s",
-                 self, colibri.bridge.nickname, reason, sid)
-        conference.stats.jingle_sent("session-initiate")
+        log.info("%s: %s on bridge %s (%s), sid %s", self, action, colibri.bridge.nickname, reason, sid)
+        conference.stats.jingle_sent(str(action))
         try:
             await conference.services.client.request(
                 conference.services.client.iq("set", self.occupant_jid, offer.to_element()),
                 timeout=conference.services.request_timeout,
             )
         except IQTimeout:
-            log.info("%s: no answer to session-initiate; treating it as delivered", self)
+            log.info("%s: no answer to %s; treating it as delivered", self, action)
         except StanzaError as exc:
-            log.warning("%s: session-initiate refused: %s", self, exc)
+            log.warning("%s: %s refused: %s", self, action, exc)
             await self.terminate("general-error", "jingle session failed", send=True)
             self.invited = False
 
@@ -340,8 +360,30 @@ class Participant:
 
     async def _reinvite(self, reason: str) -> None:
         log.info("%s: re-inviting (%s)", self, reason)
+        method = self.conference.services.config.conference.reinvite_method
+        session = self.session
+        if method is ReinviteMethod.REPLACE_TRANSPORT and session is not None \
+                and session.state is SessionState.ACTIVE:
+            await self._replace_transport(session, reason)
+            return
         await self.terminate("success", "moving", send=True, keep_invited=True)
         await self._invite(reason)
+
+    async def _replace_transport(self, session: JingleSession, reason: str) -> None:
+        """`reinvite-method = ReplaceTransport`: a new endpoint (on the bridge chosen now) and a
+        transport-replace on the same session. The member's sources stay as they are for the
+        others; the new bridge gets them with the allocation (and relays mirror them)."""
+        if self.colibri is not None:
+            self.colibri.expire_endpoint(self.endpoint_id)
+            self.conference.endpoint_released(self, self.colibri)
+        self.colibri = None
+        self.allocation = None
+        if not await self._allocate(session.options):
+            session.state = SessionState.ENDED
+            self._old_sids.append(session.sid)
+            self.session = None
+            return
+        await self._send_offer(session.options, session.sid, reason, Action.TRANSPORT_REPLACE)
 
     async def terminate(
         self, condition: str, text: str, *, send: bool, keep_invited: bool = False
