@@ -28,6 +28,7 @@ from jicofo.bridge.brewery import (
     BridgeShuttingDown,
 )
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
+from jicofo.logs import log_context
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
 from jicofo.xmlns.presence_ext import (
     BRIDGE_COUNT,
@@ -120,22 +121,26 @@ class Conference:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Join the room, then serve the conference until it stops. `task_status.started()` once
         the room is joined and configured (the conference request may then answer ready)."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await self._join()
-                self.joined.set()
-                task_status.started()
-                nursery.start_soon(self._room_loop)
-                self.rearm_start_timeout()
-        except* ConferenceStopped as group:
-            if self.stop_reason is None:
-                self.stop_reason = str(group.exceptions[0])
-        finally:
-            self._nursery = None
-            with trio.CancelScope(shield=True):
-                await self._cleanup()
-            self.stopped.set()
+        with log_context(room=self.room_jid):
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    await self._join()
+                    # Tasks inherit the context they are started from: everything from here on
+                    # logs with the room and its meeting id.
+                    with log_context(meeting_id=self.meeting_id):
+                        self.joined.set()
+                        task_status.started()
+                        nursery.start_soon(self._room_loop)
+                        self.rearm_start_timeout()
+            except* ConferenceStopped as group:
+                if self.stop_reason is None:
+                    self.stop_reason = str(group.exceptions[0])
+            finally:
+                self._nursery = None
+                with trio.CancelScope(shield=True):
+                    await self._cleanup()
+                self.stopped.set()
 
     def stop(self, reason: str) -> None:
         """End the conference (from any task of the process)."""
@@ -468,7 +473,7 @@ class Conference:
         self, session: ColibriSession, scope: trio.CancelScope,
         *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        with scope:
+        with scope, log_context(bridge=session.bridge.nickname):
             await session.run(task_status=task_status)
 
     def _set_bridge_not_available(self, value: bool) -> None:

@@ -23,6 +23,7 @@ import trio
 
 from jicofo.bridge.colibri import Allocation, ColibriFailure, ColibriSession, EndpointRequest
 from jicofo.config.model import ReinviteMethod
+from jicofo.logs import log_context
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
@@ -196,7 +197,7 @@ class Participant:
     # ----- the task ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        with self.cancel_scope:
+        with self.cancel_scope, log_context(endpoint=self.endpoint_id):
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._signal_sources_loop)
