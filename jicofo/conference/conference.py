@@ -533,6 +533,7 @@ class Conference:
         moved = self._forget_session(session, cancel=cancel)
         for participant in moved:
             participant.colibri = None
+            participant.moving = True
         log.warning("conference %s: %s; re-inviting %d participant(s)", self.room_jid, reason,
                     len(moved))
         for participant in moved:

@@ -154,6 +154,9 @@ class Participant:
         self.allocation: Allocation | None = None
         self.signaled = ConferenceSourceMap()
         self.waiting_for_bridge = False
+        # Being moved to another bridge: its session is about to be replaced, and the new offer
+        # carries everything, so source-add/remove for the old one would be wasted traffic.
+        self.moving = False
         self.invited = False  # an invite was asked for (and not since ended by a terminate)
         self.joined_at = time.time()
         cfg = conference.services.config.conference.restart_request_rate_limits
@@ -321,6 +324,7 @@ class Participant:
             action=action,
         )
         replacing = action is Action.TRANSPORT_REPLACE
+        self.moving = False
         # A replaced transport keeps the session's accepted sources: it stays active.
         self.session = JingleSession(sid, colibri, options,
                                      SessionState.ACTIVE if replacing else SessionState.PENDING)
@@ -568,8 +572,8 @@ class Participant:
 
     async def _flush_sources(self) -> None:
         session = self.session
-        if session is None or session.state is not SessionState.ACTIVE:
-            return  # queued: sent once the session is accepted
+        if session is None or session.state is not SessionState.ACTIVE or self.moving:
+            return  # queued: sent once the session is accepted (or with the new offer)
         desired = self._desired_sources()
         change = diff(self.signaled, desired)
         self.signaled = desired
