@@ -568,8 +568,6 @@ class Conference:
                 self._move_off(session, f"bridge {event.bridge.nickname} {what}",
                                cancel=True)
         elif isinstance(event, BridgeAdded | BridgeRecovered):
-            if self.colibri_sessions:
-                return
             waiting = [p for p in self.participants.values() if p.waiting_for_bridge]
             for participant in waiting:
                 participant.post(Invite(f"bridge {event.bridge.nickname} is available"))
