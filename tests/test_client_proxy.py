@@ -216,6 +216,21 @@ async def test_a_new_session_announces_itself_again() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_a_reloaded_proxy_still_knows_who_is_online() -> None:
+    # After `module:reload`, the module finds the sessions that had announced themselves.
+    shell = ('modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "bosh"; '
+             '"websocket"; "admin_shell"; "admin_socket" }')
+    async with start_prosody(client_proxy=True, extra_config=shell) as prosody, \
+            target(prosody, "focus") as (_, seen), connected(settings_for(prosody)) as guest:
+        reload = await trio.run_process(
+            ["prosodyctl", "--config", str(prosody.config_file), "shell",
+             f"module:reload('client_proxy', '{PROXY}')"],
+            capture_stdout=True, capture_stderr=True, check=False)
+        assert reload.returncode == 0, reload.stdout + reload.stderr
+        await ask(guest)
+        assert seen == [f"focus.meet.test/{guest.jid}"]
+
+
 # ----- the focus behind the proxy, end to end -------------------------------------------------------
 
 
