@@ -17,7 +17,7 @@ import trio
 from jicofo.config.model import ConfigError, JicofoConfig
 from jicofo.focus import client_proxy_jid, request_sender
 from jicofo.sim.participant import ParticipantOptions, SimulatedParticipant
-from jicofo.testing.prosody import ProsodyInstance, start_prosody
+from jicofo.testing.prosody import ProsodyInstance, client_proxy_plugin_dir, start_prosody
 from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
 from jicofo.testing.tcp_proxy import TcpProxy
 from jicofo.testing.waiting import wait_until
@@ -229,6 +229,19 @@ async def test_a_reloaded_proxy_still_knows_who_is_online() -> None:
         assert reload.returncode == 0, reload.stdout + reload.stderr
         await ask(guest)
         assert seen == [f"focus.meet.test/{guest.jid}"]
+
+
+async def test_harness_extra_components_and_plugin_paths() -> None:
+    # The harness's general hooks: a second proxy on another host, for the bridge account.
+    extra = 'Component "relay.meet.test" "client_proxy"\n\ttarget_address = "jvb@auth.meet.test"'
+    async with start_prosody(plugin_paths=[client_proxy_plugin_dir()],
+                             extra_components=extra) as prosody, \
+            connected(settings_for(prosody)) as guest:
+        assert prosody.client_proxy_jid is None
+        with pytest.raises(StanzaError) as refused:
+            await guest.request(guest.iq("get", "relay.meet.test", element(f"{{{NS_TEST}}}query")))
+        assert refused.value.condition == "service-unavailable"
+        assert "relay.meet.test is not available" in (refused.value.text or "")
 
 
 # ----- the focus behind the proxy, end to end -------------------------------------------------------
