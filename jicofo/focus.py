@@ -15,8 +15,10 @@ import trio
 
 from jicofo.conference.conference import Conference
 from jicofo.conference.services import ConferenceServices
+from jicofo.config.model import ConfigError
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
 from jicofo.xmlns.jingle import unknown_session
+from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
 
@@ -35,6 +37,42 @@ class ConferenceRequestError(Exception):
         super().__init__(text)
         self.condition = condition
         self.text = text
+
+
+def client_proxy_jid(value: str | None) -> JID | None:
+    """`jicofo.xmpp.client.client-proxy` as a JID: a domain, e.g. `focus.meet.example.com`."""
+    if not value:
+        return None
+    try:
+        jid = JID.parse(value)
+    except InvalidJID as exc:
+        raise ConfigError(f"jicofo.xmpp.client.client-proxy: not a valid JID: {exc}") from None
+    if jid.local is not None or jid.resource is not None:
+        raise ConfigError(
+            f"jicofo.xmpp.client.client-proxy: want the proxy component's domain, not {value}"
+        )
+    return jid
+
+
+def request_sender(sender: str | None, client_proxy: JID | None) -> JID | None:
+    """Who really sent a request (focus-behaviour.md #10). A client-proxy component (Prosody's
+    mod_client_proxy) sends from `<proxy domain>/<client's full JID>`: for a sender on that domain
+    the resource is the sender. Raises StanzaError(bad-request) when it is not a JID. The answer
+    still goes to the proxy's address, which relays it."""
+    if not sender:
+        return None
+    try:
+        jid = JID.parse(sender)
+    except InvalidJID:
+        raise StanzaError("bad-request", "invalid sender") from None
+    if client_proxy is None or jid.domain != client_proxy.domain or jid.resource is None:
+        return jid
+    try:
+        return JID.parse(jid.resource)
+    except InvalidJID:
+        raise StanzaError(
+            "bad-request", f"{client_proxy} relayed a request from an invalid JID"
+        ) from None
 
 
 def parse_room(room: str) -> JID:
@@ -57,6 +95,12 @@ class Focus:
         self.max_conferences = max_conferences
         self.conferences: dict[JID, Conference] = {}
         self._nursery: trio.Nursery | None = None
+        self.client_proxy = client_proxy_jid(services.config.xmpp.client.client_proxy)
+        # Online by presence, so that a client-proxy component forwards requests to us.
+        if isinstance(services.client, XMPPClient):
+            services.client.announce_presence(
+                *([self.client_proxy] if self.client_proxy is not None else [])
+            )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -72,9 +116,12 @@ class Focus:
         cfg = self.services.config.xmpp.client
         return f"{cfg.username}@{cfg.domain}"
 
-    async def conference_request(self, request: ConferenceRequest) -> ConferenceAnswer:
+    async def conference_request(
+        self, request: ConferenceRequest, sender: JID | None = None
+    ) -> ConferenceAnswer:
         """Create the conference if needed; `ready` once its room is joined. Raises
-        ConferenceRequestError."""
+        ConferenceRequestError. `sender` is the requester (decoded from a client proxy's address;
+        None over HTTP): what decisions about the requester look at."""
         stats = self.services.stats
         stats.conference_requests += 1
         try:
@@ -149,20 +196,23 @@ class Focus:
         return False
 
     async def handle_conference_iq(self, iq: Element) -> Element:
-        """IQ handler (client connection and component) for `<conference xmlns=focus>`."""
+        """IQ handler (client connection and component) for `<conference xmlns=focus>`. The
+        answer goes back to the IQ's `from`, a client proxy's address included."""
         payload = iq.find(CONFERENCE)
         assert payload is not None
         try:
+            sender = request_sender(iq.get("from"), self.client_proxy)
             request = ConferenceRequest.from_element(payload)
-        except ValueError as exc:
+        except (StanzaError, ValueError) as exc:
             self.services.stats.conference_requests_errors += 1
+            if isinstance(exc, StanzaError):
+                raise
             raise StanzaError("bad-request", str(exc)) from None
         try:
-            answer = await self.conference_request(request)
+            answer = await self.conference_request(request, sender)
         except ConferenceRequestError as exc:
             raise StanzaError(exc.condition, exc.text) from None
-        log.info("conference request for %s from %s: ready=%s", answer.room, iq.get("from"),
-                 answer.ready)
+        log.info("conference request for %s from %s: ready=%s", answer.room, sender, answer.ready)
         return answer.to_element()
 
     # ----- Jingle -------------------------------------------------------------------------------

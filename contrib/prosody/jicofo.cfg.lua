@@ -2,9 +2,9 @@
 --
 -- These are the focus's parts of the host file the jitsi-meet Debian package writes
 -- (/etc/prosody/conf.avail/meet.example.com.cfg.lua); a fresh install already has most of them.
--- Compare, add what is missing, and change the one line that differs: focus.<domain> is a plain
--- XEP-0114 component served by this focus instead of Jitsi's "client_proxy" plugin (see the README's
--- migration section). Replace meet.example.com everywhere, and the secrets. Then:
+-- Compare, add what is missing, and choose how focus.<domain> is served: here a plain XEP-0114
+-- component served by this focus; or, as upstream, a "client_proxy" component (see the end of this
+-- file and the README's "Prosody settings"). Replace meet.example.com everywhere, and the secrets. Then:
 --
 --   prosodyctl register focus auth.meet.example.com 'the focus password'   # jicofo.xmpp.client.password
 --   prosodyctl register jvb auth.meet.example.com 'the bridge password'    # the videobridge's account
@@ -64,8 +64,11 @@ Component "internal.auth.meet.example.com" "muc"
     modules_enabled = { "muc_hide_all"; "ping" }
 
 -- Where web clients send their conference requests (config.js hosts.focus, default focus.<domain>).
--- Upstream Jicofo:    Component "focus.meet.example.com" "client_proxy"
---                         target_address = "focus@auth.meet.example.com"
--- This focus serves the address itself (jicofo.xmpp.component in jicofo.conf, same secret):
+-- Either the upstream layout, a client proxy relaying to the focus account (Jitsi's plugin, or ours:
+-- contrib/prosody/mod_client_proxy.lua in a dir listed in the global plugin_paths), with
+-- jicofo.xmpp.client.client-proxy = "focus.meet.example.com" and the component disabled in jicofo.conf:
+--     Component "focus.meet.example.com" "client_proxy"
+--         target_address = "focus@auth.meet.example.com"
+-- or this focus serves the address itself (jicofo.xmpp.component in jicofo.conf, same secret):
 Component "focus.meet.example.com"
     component_secret = "change-me-too"

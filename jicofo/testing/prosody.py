@@ -3,6 +3,10 @@
 `start_prosody()` prepares a temp dir (config, certificate, service accounts), runs
 `prosody -F` as a direct child on free loopback ports, waits until it really serves, and on exit
 stops it, reaps it and removes the dir. `jicofo-prosody` runs one from the command line.
+
+`focus.meet.test` is an XEP-0114 component by default; with `client_proxy=True` it is instead a
+client-proxy component (our contrib/prosody/mod_client_proxy.lua) relaying to the focus account,
+as in a stock Jitsi Meet install.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "ProsodyInstance",
     "ProsodyNotInstalled",
     "ProsodyStartError",
+    "client_proxy_plugin_dir",
     "main",
     "missing_prosody_message",
     "prosody_available",
@@ -80,6 +85,18 @@ def missing_prosody_message() -> str:
     )
 
 
+def client_proxy_plugin_dir() -> Path:
+    """The dir holding our mod_client_proxy.lua: contrib/prosody in a source checkout (the harness
+    is used from one: `pip install -e .`)."""
+    directory = Path(__file__).resolve().parents[2] / "contrib" / "prosody"
+    if not (directory / "mod_client_proxy.lua").is_file():
+        raise ProsodyStartError(
+            f"mod_client_proxy.lua is not in {directory}: the client-proxy setup needs a source "
+            "checkout of jicofo-trio (pip install -e .)"
+        )
+    return directory
+
+
 def _secret() -> str:
     return secrets.token_urlsafe(18)
 
@@ -96,6 +113,9 @@ class ProsodyInstance:
     component_port: int
     ca_file: Path
     smacks_hibernation_time: int = 10
+    # focus.meet.test relays to the focus account (mod_client_proxy) instead of being XEP-0114.
+    client_proxy: bool = False
+    plugin_paths: tuple[Path, ...] = ()
     focus_password: str = field(default_factory=_secret, repr=False)
     jvb_password: str = field(default_factory=_secret, repr=False)
     component_secret: str = field(default_factory=_secret, repr=False)
@@ -115,6 +135,11 @@ class ProsodyInstance:
     @property
     def jvb_jid(self) -> str:
         return f"jvb@{self.auth_domain}"
+
+    @property
+    def client_proxy_jid(self) -> str | None:
+        """The client-proxy component's address (focus.meet.test), when it is one."""
+        return self.component_jid if self.client_proxy else None
 
     @property
     def _url_host(self) -> str:
@@ -172,8 +197,9 @@ class ProsodyInstance:
             f"c2s            {self.ip}:{self.c2s_port} (STARTTLS optional; CA file {self.ca_file})",
             f"websocket      {self.websocket_url}",
             f"bosh           {self.bosh_url}",
-            f"component      {self.ip}:{self.component_port} {self.component_jid}"
-            f" secret {self.component_secret}",
+            (f"client proxy   {self.component_jid} -> {self.focus_jid}" if self.client_proxy else
+             f"component      {self.ip}:{self.component_port} {self.component_jid}"
+             f" secret {self.component_secret}"),
             f"guests         anonymous on {self.domain}",
             f"focus          {self.focus_jid} password {self.focus_password}",
             f"jvb            {self.jvb_jid} password {self.jvb_password}",
@@ -221,7 +247,7 @@ class ProsodyInstance:
 
     # -- startup ------------------------------------------------------------------------
 
-    def _render(self, *, log_level: str, extra_config: str) -> None:
+    def _render(self, *, log_level: str, extra_config: str, extra_components: str = "") -> None:
         values = {
             "BASE": str(self.base),
             "IP": self.ip,
@@ -239,11 +265,28 @@ class ProsodyInstance:
             "LOG_LEVEL": log_level,
             "SMACKS_HIBERNATION_TIME": str(self.smacks_hibernation_time),
         }
-        for name, value in values.items():
+        paths = [str(path) for path in self.plugin_paths]
+        for name, value in [*values.items(), *(("plugin path", path) for path in paths)]:
             # All of these land inside Lua string literals or as bare numbers.
             if any(c in value for c in '"\\\n'):
                 raise ValueError(f"unsafe character in {name}: {value!r}")
+        values["PLUGIN_PATHS"] = (
+            "plugin_paths = { " + ", ".join(f'"{path}"' for path in paths) + " }" if paths else ""
+        )
+        if self.client_proxy:
+            values["FOCUS_COMPONENT"] = (
+                "-- Where clients send conference requests: relayed to an online focus session.\n"
+                f'Component "{self.component_jid}" "client_proxy"\n'
+                f'\ttarget_address = "{self.focus_jid}"'
+            )
+        else:
+            values["FOCUS_COMPONENT"] = (
+                "-- XEP-0114 external component for the focus.\n"
+                f'Component "{self.component_jid}"\n'
+                f'\tcomponent_secret = "{self.component_secret}"'
+            )
         values["EXTRA_CONFIG"] = extra_config
+        values["EXTRA_COMPONENTS"] = extra_components
 
         def substitute(match: re.Match[str]) -> str:
             try:
@@ -251,7 +294,12 @@ class ProsodyInstance:
             except KeyError:
                 raise ProsodyError(f"unknown placeholder {match.group(0)} in template") from None
 
-        self.config_file.write_text(_PLACEHOLDER.sub(substitute, _template()))
+        # Comment lines (the template's header names every placeholder) are left alone, so that
+        # a multi-line value cannot break out of a comment.
+        self.config_file.write_text("".join(
+            line if line.lstrip().startswith("--") else _PLACEHOLDER.sub(substitute, line)
+            for line in _template().splitlines(keepends=True)
+        ))
 
     async def _spawn(self) -> None:
         for path in (self.log_file, self.console_file):
@@ -433,11 +481,18 @@ async def start_prosody(
     extra_users: Iterable[tuple[str, str, str]] = (),
     extra_config: str = "",
     stop_grace: float = 2.0,
+    plugin_paths: Iterable[str | Path] = (),
+    client_proxy: bool = False,
+    extra_components: str = "",
 ) -> AsyncIterator[ProsodyInstance]:
     """Run a fresh Prosody for the duration of the block.
 
     `extra_users` are (user, host, password) accounts to create before start. `extra_config`
     is Lua appended to the global section (for example `c2s_require_encryption = true`).
+    `plugin_paths` are dirs Prosody searches for extra modules. `client_proxy` makes
+    focus.meet.test a client-proxy component relaying to focus@auth.meet.test (our module, found
+    in contrib/prosody) instead of an XEP-0114 component. `extra_components` is Lua appended
+    after every host (`Component "..." "module"` sections).
     On exit Prosody gets SIGTERM, then SIGKILL after `stop_grace` seconds.
     """
     if not prosody_available():
@@ -448,16 +503,21 @@ async def start_prosody(
     if smacks_hibernation_time < 0:
         raise ValueError("smacks_hibernation_time must be >= 0")
     users = list(extra_users)
+    paths = [Path(path) for path in plugin_paths]
+    if client_proxy:
+        paths.append(client_proxy_plugin_dir())
 
     base = Path(tempfile.mkdtemp(prefix="jicofo-prosody-"))
     instance: ProsodyInstance | None = None
     try:
         ca_file = _install_certificate(await _shared_certificate(), base)
         (base / "data").mkdir()
-        instance = ProsodyInstance(base, ip, 0, 0, 0, ca_file, smacks_hibernation_time)
+        instance = ProsodyInstance(base, ip, 0, 0, 0, ca_file, smacks_hibernation_time,
+                                   client_proxy=client_proxy, plugin_paths=tuple(paths))
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             instance.c2s_port, instance.http_port, instance.component_port = _free_ports(ip, 3)
-            instance._render(log_level=log_level, extra_config=extra_config)
+            instance._render(log_level=log_level, extra_config=extra_config,
+                             extra_components=extra_components)
             if attempt == 1:
                 await _register_all(instance, users)
             await instance._spawn()
@@ -521,6 +581,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--user", action="append", default=[], metavar="USER@HOST:PASSWORD",
         help="an extra account to create (repeatable)",
     )
+    parser.add_argument(
+        "--client-proxy", action="store_true",
+        help="make focus.meet.test a client-proxy component relaying to the focus account "
+        "(contrib/prosody/mod_client_proxy.lua) instead of an XEP-0114 component",
+    )
     args = parser.parse_args(argv)
     users = []
     for spec in args.user:
@@ -545,6 +610,7 @@ async def _serve(args: argparse.Namespace, users: list[tuple[str, str, str]]) ->
             log_level=args.log_level,
             smacks_hibernation_time=args.smacks_hibernation_time,
             extra_users=users,
+            client_proxy=args.client_proxy,
         ) as prosody:
             print(f"prosody ready in {time.monotonic() - started:.2f} s")
             print("throw-away test server: the passwords below are random and die with it\n")

@@ -428,6 +428,33 @@ class XMPPClient(BaseXMPPConnection):
         self.settings = settings
         self.sm: StreamManagement | None = None
         self.sessions = 0
+        # None: send no presence of our own (MUC joins carry theirs); see announce_presence.
+        self._presence_to: tuple[JID, ...] | None = None
+
+    def announce_presence(self, *directed_to: JID) -> None:
+        """Make every new session (not a resumed one: the server still has our presence) start
+        with initial presence, then a directed presence to each of `directed_to`: how a
+        client-proxy component learns that we are online (the server tells it when we are not).
+        Call before `run`; a session already up announces itself at once."""
+        self._presence_to = tuple(directed_to)
+        channel = self._channel
+        if channel is not None and self._handler_nursery is not None:
+            self._handler_nursery.start_soon(self._announce, channel)
+
+    def _announcements(self) -> list[Element]:
+        if self._presence_to is None:
+            return []
+        return [self.stanza("presence", None, self.caps())] + [
+            self.stanza("presence", {"to": str(to)}, self.caps()) for to in self._presence_to
+        ]
+
+    async def _announce(self, channel: Channel) -> None:
+        try:
+            for presence in self._announcements():
+                await self._send_on(channel, presence)
+        except NotConnected as exc:
+            # The reader notices the broken stream too; the next session announces itself.
+            log.debug("%s: presence not sent: %s", self.name, exc)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, serve, and reconnect until cancelled or closed. `task_status.started()` is
@@ -491,6 +518,8 @@ class XMPPClient(BaseXMPPConnection):
             await session.channel.send(element(f"{{{NS_SM}}}r"))
         for event in session.early:
             self._handle_event(event)
+        if not session.resumed:
+            await self._announce(session.channel)
         self._connected.set()
         for callback in list(self._session_callbacks):
             try:
