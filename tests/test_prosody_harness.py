@@ -281,33 +281,41 @@ def fake_prosody(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[s
     return install
 
 
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temp dirs of this test go to a private place: other suites on the machine make their
+    own meanwhile, so comparing the shared temp dir would be a race."""
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+
+
 async def test_early_exit_is_a_clear_error_with_its_output(
-    fake_prosody: Callable[[str], None],
+    fake_prosody: Callable[[str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_prosody("echo 'boom: cannot start' >&2; exit 3")
-    before = temp_dirs()
+    private_tempdir(tmp_path, monkeypatch)
     with pytest.raises(ProsodyStartError) as info:
         async with start_prosody():
             pytest.fail("should not start")
     message = str(info.value)
     assert "exited with code 3" in message
     assert "boom: cannot start" in message
-    assert temp_dirs() == before
+    assert temp_dirs() == set()
 
 
 async def test_a_hang_is_bounded_and_killed(
-    fake_prosody: Callable[[str], None], tmp_path: Path
+    fake_prosody: Callable[[str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What a root Prosody without run_as_root does: it never serves and never exits.
     pid_file = tmp_path / "pid"
     fake_prosody(f"echo $$ > {pid_file}; exec sleep 600")
-    before = temp_dirs()
+    private_tempdir(tmp_path, monkeypatch)
     started = time.monotonic()
     with pytest.raises(ProsodyStartError, match="not ready within 0.5 s"):
         async with start_prosody(ready_timeout=0.5, stop_grace=0.5):
             pass
     assert time.monotonic() - started < 3
-    assert temp_dirs() == before
+    assert temp_dirs() == set()
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
 
