@@ -18,6 +18,13 @@ Rules kept from upstream (`Bridge.kt`):
 - Corrected stress = reported stress + (endpoints this focus added in the last
   `participant_rampup_interval`) × per-participant stress (the bridge's own figure, else the
   configured one). Overloaded when corrected stress ≥ `stress_threshold`.
+- ICE-failure detection (`ice-failure-detection.*`, off by default; upstream's
+  `endpointRequestedRestart`, focus-behaviour #61): every restart request or ICE-failed report from
+  an endpoint on the bridge is counted over `interval`. When detection is on, the bridge has at least
+  `min_endpoints` endpoints of this focus and the count exceeds `threshold` × those endpoints, the
+  bridge is "failing ICE" for `timeout` (each further such report restarts the time-box). While it
+  is, its corrected stress is at least `stress_threshold` + 0.01: it counts as overloaded, sorts
+  after every bridge that is not, and so gets new endpoints only when nothing better exists.
 
 Equality is identity: a bridge that leaves and rejoins the brewery is a new object.
 """
@@ -28,7 +35,9 @@ import logging
 from collections import deque
 from typing import Any, Protocol
 
-from jicofo.config.model import BridgeConfig
+import trio
+
+from jicofo.config.model import BridgeConfig, IceFailureDetectionConfig
 from jicofo.xmpp.jid import JID
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,11 @@ DEFAULT_STRESS_THRESHOLD = 0.8
 DEFAULT_AVERAGE_PARTICIPANT_STRESS = 0.01
 DEFAULT_PARTICIPANT_RAMPUP_INTERVAL = 20.0
 DEFAULT_FAILURE_RESET_THRESHOLD = 60.0
+DEFAULT_ICE_FAILURE_DETECTION = IceFailureDetectionConfig(
+    enabled=False, interval=120.0, min_endpoints=30, threshold=0.1, timeout=600.0
+)
+#: How far above the stress threshold a bridge failing ICE is pushed (upstream's figure).
+FAILING_ICE_STRESS_MARGIN = 0.01
 
 #: Attributes whose changes `update_stats` reports (stress is not one: it changes all the time).
 TRACKED_STATS = ("drain", "graceful_shutdown", "shutting_down", "healthy",
@@ -71,11 +85,13 @@ class Bridge:
             self.default_participant_stress = config.average_participant_stress
             self.rampup_interval = config.participant_rampup_interval
             self.failure_reset_threshold = config.failure_reset_threshold
+            self.ice_failure_detection = config.ice_failure_detection
         else:
             self.stress_threshold = DEFAULT_STRESS_THRESHOLD
             self.default_participant_stress = DEFAULT_AVERAGE_PARTICIPANT_STRESS
             self.rampup_interval = DEFAULT_PARTICIPANT_RAMPUP_INTERVAL
             self.failure_reset_threshold = DEFAULT_FAILURE_RESET_THRESHOLD
+            self.ice_failure_detection = DEFAULT_ICE_FAILURE_DETECTION
         # From the bridge's presence.
         self.stress: float = 0.0
         self.average_participant_stress: float | None = None
@@ -94,6 +110,8 @@ class Bridge:
         self._operational = True
         self._failed_at: float | None = None
         self._recent_additions: deque[float] = deque()
+        self._restart_requests: deque[float] = deque()
+        self._ice_failed_at: float | None = None  # when failing ICE was last detected
 
     def __repr__(self) -> str:
         return (f"<Bridge {self.nickname} version={self.full_version} relay={self.relay_id} "
@@ -177,6 +195,45 @@ class Bridge:
         while recent and recent[0] <= horizon:
             recent.popleft()
 
+    # ----- ICE failures ------------------------------------------------------------------------
+
+    def endpoint_requested_restart(self, now: float | None = None) -> bool:
+        """An endpoint on this bridge asked for a session restart or reported that ICE failed.
+        Returns True when this report (re)starts the "failing ICE" time-box. `now` defaults to
+        trio's clock (so it must then be called inside trio)."""
+        if now is None:
+            now = trio.current_time()
+        self._restart_requests.append(now)
+        count = self.restart_requests(now)
+        detection = self.ice_failure_detection
+        if not detection.enabled:
+            return False
+        endpoints = self.endpoints
+        if endpoints < detection.min_endpoints or count <= endpoints * detection.threshold:
+            return False
+        if not self.failing_ice(now):
+            log.warning("bridge %s: failing ICE (%d restart requests in %.0f s with %d endpoints); "
+                        "avoiding it for %.0f s", self.nickname, count, detection.interval, endpoints,
+                        detection.timeout)
+        self._ice_failed_at = now
+        return True
+
+    #: The same count: upstream treats an ICE-failed notice as a restart request.
+    endpoint_ice_failed = endpoint_requested_restart
+
+    def restart_requests(self, now: float) -> int:
+        """Restart requests and ICE failures reported within `ice-failure-detection.interval`."""
+        horizon = now - self.ice_failure_detection.interval
+        recent = self._restart_requests
+        while recent and recent[0] <= horizon:
+            recent.popleft()
+        return len(recent)
+
+    def failing_ice(self, now: float) -> bool:
+        """Whether failing ICE was detected within `ice-failure-detection.timeout` before `now`."""
+        return (self._ice_failed_at is not None
+                and now - self._ice_failed_at < self.ice_failure_detection.timeout)
+
     @property
     def participant_stress(self) -> float:
         """Stress one participant adds: the bridge's own figure, else the configured one."""
@@ -185,9 +242,12 @@ class Bridge:
         return self.default_participant_stress
 
     def corrected_stress(self, now: float) -> float:
-        """Reported stress plus the expected stress of the endpoints added recently (#48); may
-        exceed 1 so that sorting stays right."""
-        return self.stress + self.recently_added(now) * self.participant_stress
+        """Reported stress plus the expected stress of the endpoints added recently (#48), raised to
+        just above the threshold while failing ICE; may exceed 1 so that sorting stays right."""
+        stress = self.stress + self.recently_added(now) * self.participant_stress
+        if self.failing_ice(now):
+            stress = max(stress, self.stress_threshold + FAILING_ICE_STRESS_MARGIN)
+        return stress
 
     def is_overloaded(self, now: float) -> bool:
         return self.corrected_stress(now) >= self.stress_threshold
@@ -214,4 +274,6 @@ class Bridge:
             state["stress"] = self.corrected_stress(now)
             state["operational"] = self.is_operational(now)
             state["overloaded"] = self.is_overloaded(now)
+            state["failing-ice"] = self.failing_ice(now)
+            state["endpoint-restart-requests"] = self.restart_requests(now)
         return state
