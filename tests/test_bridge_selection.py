@@ -265,12 +265,14 @@ def test_per_conference_limit_only_in_the_helpers() -> None:
     assert SingleBridgeStrategy().select([a, b], {a: 2}, ctx) is a
 
 
-def test_unimplemented_strategy_falls_back_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_every_configured_strategy_exists_and_warns_once_without_octo(
+        caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     with caplog.at_level(logging.WARNING, logger="jicofo.bridge.selector"):
         sel = selector(clock, selection_strategy=BridgeSelectionStrategyName.REGION_BASED)
-        a = bridge("a")
-        assert sel.select([a], {}, None) is a
-        assert sel.select([a], {}, None) is a
-    assert isinstance(sel.strategy, SingleBridgeStrategy)
-    assert len([r for r in caplog.records if "not implemented" in r.message]) == 1
+        a, b = bridge("a", relay_id="ra"), bridge("b", relay_id="rb")
+        assert sel.select([a, b], {}, None) is a
+        # Octo off: the conference stays on its bridge.
+        assert sel.select([a, b], {a: 100}, None) is a
+    assert sel.strategy.name == "RegionBasedBridgeSelectionStrategy"
+    assert len([r for r in caplog.records if "octo is disabled" in r.message]) == 1

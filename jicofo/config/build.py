@@ -154,6 +154,15 @@ def read_bridge(section: Section) -> BridgeConfig:
     selection_strategy = strategy("selection-strategy")
     if selection_strategy is None:
         raise section.error("selection-strategy", "required but not set")
+    visitor_strategy = strategy("visitor-selection-strategy")
+    participant_strategy = strategy("participant-selection-strategy")
+    if selection_strategy is BridgeSelectionStrategyName.VISITOR:
+        # Upstream refuses to start without both; neither may be the visitor strategy itself.
+        for key, sub in (("participant-selection-strategy", participant_strategy),
+                         ("visitor-selection-strategy", visitor_strategy)):
+            if sub is None or sub is BridgeSelectionStrategyName.VISITOR:
+                raise section.error(key, f"required, and not {selection_strategy.value}, when "
+                                         f"selection-strategy is {selection_strategy.value}")
     return BridgeConfig(
         brewery_jid=section.optional_string("brewery-jid"),
         max_bridge_participants=section.integer("max-bridge-participants", minimum=-1),
@@ -166,8 +175,8 @@ def read_bridge(section: Section) -> BridgeConfig:
         stress_threshold=section.number("stress-threshold", minimum=0),
         failure_reset_threshold=section.duration("failure-reset-threshold"),
         selection_strategy=selection_strategy,
-        visitor_selection_strategy=strategy("visitor-selection-strategy"),
-        participant_selection_strategy=strategy("participant-selection-strategy"),
+        visitor_selection_strategy=visitor_strategy,
+        participant_selection_strategy=participant_strategy,
         topology_strategy=section.choice(
             "topology-strategy", TopologyStrategyName, strip_prefix=_STRATEGY_PACKAGE
         ),
