@@ -6,9 +6,11 @@ hostile HTTP refused without disturbing other connections."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import h11
@@ -302,7 +304,7 @@ async def test_debug_routes(prosody: ProsodyInstance) -> None:
 # ----- moving endpoints and pinning ---------------------------------------------------------------
 
 
-async def test_move_endpoints_and_pin_check_parameters_and_do_not_pretend(
+async def test_move_endpoints_check_parameters_and_do_not_pretend(
         prosody: ProsodyInstance) -> None:
     async with rest_stack(prosody) as stack:
         await stack.wait_healthy()
@@ -334,22 +336,54 @@ async def test_move_endpoints_and_pin_check_parameters_and_do_not_pretend(
             else:  # once the conference can move endpoints
                 assert got == 200 and set(json.loads(body)) == {"movedEndpoints", "conferences"}
 
+
+async def test_pin_routes(prosody: ProsodyInstance) -> None:
+    async with rest_stack(prosody) as stack:
+        room = stack.room("pinned")
+        selector = stack.app.services.selector
         assert await stack.json("/pin") == []
-        for body_sent, status in (
-            ({}, 400),
-            ({"conferenceId": room, "jvbVersion": "2.3"}, 400),
-            ({"conferenceId": room, "jvbVersion": "2.3", "durationMinutes": "ten"}, 400),
-            ({"conferenceId": "", "jvbVersion": "2.3", "durationMinutes": 10}, 400),
+        for body_sent in (
+            {},
+            {"conferenceId": room, "jvbVersion": "2.3"},
+            {"conferenceId": room, "jvbVersion": "2.3", "durationMinutes": "ten"},
+            {"conferenceId": room, "jvbVersion": "2.3", "durationMinutes": 0},
+            {"conferenceId": "", "jvbVersion": "2.3", "durationMinutes": 10},
+            {"conferenceId": room, "jvbVersion": "", "durationMinutes": 10},
+            {"conferenceId": "no-local-part.example.com", "jvbVersion": "2.3", "durationMinutes": 10},
+            {"conferenceId": f"{room}/resource", "jvbVersion": "2.3", "durationMinutes": 10},
+            [room],
         ):
             got, _, body = await stack.call("POST", "/pin", body_sent)
-            assert got == status, (body_sent, got, body)
-        got, _, body = await stack.call("POST", "/pin", {"conferenceId": room, "jvbVersion": "2.3",
-                                                         "durationMinutes": 10})
-        assert got in (200, 501) and (got == 200 or b"BridgeSelector.pin" in body)
-        got, _, body = await stack.call("POST", "/pin/remove", {})
-        assert got == 400
-        got, _, body = await stack.call("POST", "/pin/remove", {"conferenceId": room})
-        assert got in (200, 501)
+            assert got == 400, (body_sent, got, body)
+            assert body.startswith(b"Bad request: ")
+        assert await stack.json("/pin") == []
+
+        before = time.time()
+        got, _, body = await stack.call("POST", "/pin", {"conferenceId": room.upper().replace(
+            "PINNED", "Pinned"), "jvbVersion": "2.3.1-9", "durationMinutes": 10})
+        assert got == 200, body
+        [pin] = await stack.json("/pin")
+        assert set(pin) == {"conferenceId", "jvbVersion", "expiresAt"}
+        assert (pin["conferenceId"], pin["jvbVersion"]) == (room, "2.3.1-9")
+        expires = datetime.strptime(pin["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert before + 599 <= expires.timestamp() <= time.time() + 600
+        assert selector.pinned_version(room) == "2.3.1-9"
+        # Pinning again replaces the pin.
+        got, _, _ = await stack.call("POST", "/pin", {"conferenceId": room, "jvbVersion": "2.4",
+                                                      "durationMinutes": 0.5})
+        assert got == 200
+        assert [p["jvbVersion"] for p in await stack.json("/pin")] == ["2.4"]
+
+        for body_sent in ({}, {"conferenceId": ""}, {"conferenceId": "x@y/z"}):
+            got, _, _ = await stack.call("POST", "/pin/remove", body_sent)
+            assert got == 400, body_sent
+        got, _, _ = await stack.call("POST", "/pin/remove", {"conferenceId": room})
+        assert got == 200
+        assert await stack.json("/pin") == []
+        assert selector.pinned_version(room) is None
+        # Removing what is not pinned is fine, as upstream.
+        got, _, _ = await stack.call("POST", "/pin/remove", {"conferenceId": room})
+        assert got == 200
 
 
 # ----- switches -----------------------------------------------------------------------------------

@@ -22,9 +22,10 @@ A switched-off route answers 404, as when upstream does not install it. Errors a
 upstream's (`Bad request: …`, `Not found: …`, `Forbidden`). None of these routes authenticates:
 keep `jicofo.rest.host` on loopback (the default) or behind a proxy.
 
-Moving endpoints and pinning need calls the conference and the bridge selector do not offer yet
-(`Conference.move_endpoint`, `BridgeSelector.pin`/`unpin`/`pins`); until they exist those routes
-check their parameters and then answer 501 naming what is missing, never a pretended success.
+Moving endpoints needs a call the conference does not offer yet (`Conference.move_endpoint`);
+until it exists those routes check their parameters and then answer 501 naming what is missing,
+never a pretended success. Pins are kept by the bridge selector (`BridgeSelector.pin`/`unpin`/
+`pins`) and apply to conferences that have no bridge yet.
 """
 
 from __future__ import annotations
@@ -339,14 +340,20 @@ class RestApi:
             raise bad_request("jvbVersion must be a non-empty string")
         if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 < minutes < 1e6:
             raise bad_request("durationMinutes must be a positive number")
-        self._selector_call("pin")(conference_id, version, float(minutes) * 60)
+        try:
+            self._selector_call("pin")(conference_id, version, float(minutes) * 60)
+        except ValueError as e:  # not a room JID (upstream: 400 too)
+            raise bad_request(str(e)) from None
         return Response.json({})
 
     async def unpin(self, request: Request) -> Response:
         body = self._pin_body(request, "conferenceId")
         if not isinstance(body["conferenceId"], str) or not body["conferenceId"]:
             raise bad_request("conferenceId must be a non-empty string")
-        self._selector_call("unpin")(body["conferenceId"])
+        try:
+            self._selector_call("unpin")(body["conferenceId"])
+        except ValueError as e:
+            raise bad_request(str(e)) from None
         return Response.json({})
 
 
