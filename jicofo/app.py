@@ -11,7 +11,10 @@ import trio
 
 from jicofo import __version__
 from jicofo.bridge.brewery import Brewery
+from jicofo.bridge.load_redistribution import LoadRedistributor
+from jicofo.bridge.load_redistribution import run as run_load_redistribution
 from jicofo.bridge.selector import BridgeSelector
+from jicofo.conference.moves import move_from_bridge
 from jicofo.conference.offer import OfferConfig
 from jicofo.conference.services import ConferenceServices
 from jicofo.config.model import JicofoConfig, XmppConnectionName
@@ -57,6 +60,7 @@ class FocusApp:
     stop_requested: trio.Event = field(default_factory=trio.Event)
     health: HealthChecker | None = None
     rest_port: int | None = None  # where the HTTP API listens, once serving
+    load_redistributor: LoadRedistributor | None = None  # when bridge.load-redistribution is on
     stop_reason: str | None = None
 
     def request_stop(self, reason: str) -> None:
@@ -106,7 +110,7 @@ def build_app(config: JicofoConfig) -> FocusApp:
         client=client,
         colibri_client=bridge_connection,
         brewery=brewery,
-        selector=BridgeSelector(config.bridge, config.octo),
+        selector=BridgeSelector(config.bridge, config.octo, local_region=config.local_region),
         offer_config=OfferConfig.from_codec_config(config.codec),
         version=__version__,
     )
@@ -141,6 +145,11 @@ async def serve(
         if app.component is not None:
             await nursery.start(app.component.run)
             log.info("component %s connected", app.config.xmpp.component.jid)
+        app.load_redistributor = await nursery.start(
+            run_load_redistribution, app.services.bridges,
+            lambda bridge, count: move_from_bridge(app.focus.conferences.values(), bridge, count),
+            app.config.bridge.load_redistribution,
+        )
         if app.config.health.enabled:
             app.health = HealthChecker(app, app.config.health)
             await nursery.start(app.health.run)

@@ -8,7 +8,7 @@ endpoints mirrored into relays, and relays expired when a bridge goes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 from xml.etree.ElementTree import Element, tostring
 
@@ -67,15 +67,22 @@ def test_a_transport_without_actpass_is_not_forwarded() -> None:
 
 
 @asynccontextmanager
-async def regions(prosody: ProsodyInstance, *names: str) -> AsyncIterator[dict[str, Bridges]]:
-    """One simulated bridge per region, named jvb-<region>-1, relay id relay-<region>-1."""
+async def regions_with(
+    prosody: ProsodyInstance, args: dict[str, tuple[str, ...]]
+) -> AsyncIterator[dict[str, Bridges]]:
+    """One simulated bridge per region (with extra simulator arguments), named jvb-<region>-1,
+    relay id relay-<region>-1."""
     async with AsyncExitStack() as stack:
         sims = {}
-        for name in names:
+        for name, extra in args.items():
             sims[name] = await stack.enter_async_context(simulated_bridges(
-                prosody, 1, "--region", name, "--relay-id", f"relay-{name}",
+                prosody, 1, "--region", name, "--relay-id", f"relay-{name}", *extra,
                 prefix=f"jvb-{name}-"))
         yield sims
+
+
+def regions(prosody: ProsodyInstance, *names: str) -> AbstractAsyncContextManager[dict[str, Bridges]]:
+    return regions_with(prosody, {name: () for name in names})
 
 
 def relay_requests(log: list[dict[str, Any]]) -> list[tuple[str, Element, Element | None]]:

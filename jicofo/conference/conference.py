@@ -28,6 +28,7 @@ from jicofo.bridge.brewery import (
     BridgeShuttingDown,
 )
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
+from jicofo.bridge.selector import RecentAdditions
 from jicofo.logs import log_context
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
 from jicofo.xmlns.presence_ext import (
@@ -92,6 +93,7 @@ class Conference:
         self.sources = ConferenceSourceMap()
         self.colibri_sessions: dict[Bridge, ColibriSession] = {}
         self._colibri_scopes: dict[ColibriSession, trio.CancelScope] = {}
+        self._recently_added = RecentAdditions(services.config.bridge.max_bridge_participants_interval)
         self.cascade = Cascade(
             room=str(self.room_jid), medias=self._relay_medias,
             sctp=services.config.octo.sctp_datachannels, endpoint_info=self._relay_endpoint_info,
@@ -409,9 +411,13 @@ class Conference:
             bridge: sum(1 for p in self.participants.values() if p.colibri is session)
             for bridge, session in self.colibri_sessions.items()
         }
+        now = trio.current_time()
         bridge = services.selector.select(
-            services.bridges(), in_use, participant.presence.region or services.config.local_region
+            services.bridges(), in_use, participant.presence.region or services.config.local_region,
+            conference_id=str(self.room_jid), recently_added=self._recently_added.counts(now),
         )
+        if bridge is not None:
+            self._recently_added.added(bridge, now)
         if bridge is not None and self.colibri_sessions and bridge not in self.colibri_sessions \
                 and not self._multi_bridge_possible(bridge):
             now = trio.current_time()

@@ -3,6 +3,7 @@ configuration, counters. Built once by the app; conferences only read it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ from jicofo.stats import FocusStats
 from jicofo.xmpp.client import BaseXMPPConnection
 
 from .offer import OfferConfig
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from jicofo.bridge.brewery import Brewery
@@ -49,6 +52,6 @@ class ConferenceServices:
     def brewery_note_restart(self, bridge: Bridge) -> None:
         """A client on `bridge` asked for a restart or reported ICE failure (for the per-bridge
         ICE-failure detection, when enabled)."""
-        note = getattr(bridge, "endpoint_requested_restart", None)
-        if callable(note):
-            note()
+        if bridge.endpoint_requested_restart():
+            log.warning("bridge %s is failing ICE: too many of its endpoints failed or restarted",
+                        bridge.nickname)

@@ -229,6 +229,15 @@ class FocusCollector:
         for bridge in snap.bridges:
             endpoints.add_metric([bridge.nickname], bridge.endpoints)
         yield endpoints
+        failing_ice = GaugeMetricFamily(PREFIX + "bridge_failing_ice",
+                                        "Whether the bridge is marked as failing ICE.", labels=["jvb"])
+        now = trio.current_time()
+        for bridge in snap.bridges:
+            failing_ice.add_metric([bridge.nickname], 1 if bridge.failing_ice(now) else 0)
+        yield failing_ice
+        redistributor = app.load_redistributor
+        yield counter("load_redistributor_endpoints_moved", "Endpoints moved by load redistribution.",
+                      redistributor.total_moved if redistributor is not None else 0)
         yield gauge("jibri_recording_active", "Active recordings.", 0)
         yield gauge("jibri_live_streaming_active", "Active live streams.", 0)
         yield gauge("jibri_sip_active", "Active SIP calls through Jibri.", 0)
