@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the log to this file, reopened on SIGHUP (default: $JICOFO_LOG_FILE, "
              "else stderr)")
     logging_group.add_argument(
-        "--packet-log", nargs="?", const="", default=None, metavar="PATH",
+        "--packet-log", nargs="?", const="", default=os.environ.get("JICOFO_PACKET_LOG") or None,
+        metavar="PATH",
         help=f"log every XMPP stanza in and out of each connection, secrets redacted: into PATH "
              f"(reopened on SIGHUP), or without PATH into the main log (logger {PACKET_LOGGER}, "
-             f"at DEBUG whatever --log-level says)")
+             f"at DEBUG whatever --log-level says) (default: $JICOFO_PACKET_LOG, a PATH, else off)")
     parser.add_argument("--version", action="version", version=f"jicofo {__version__}")
     return parser
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from jicofo.http.client import get_json
@@ -155,6 +156,20 @@ def test_help_documents_the_logging_flags() -> None:
     assert result.returncode == 0
     for flag in ("--log-level", "--log-format", "--log-file", "--packet-log", "SIGHUP"):
         assert flag in result.stdout, flag
+
+
+def test_logging_flags_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jicofo.cli import build_parser
+
+    assert build_parser().parse_args([]).packet_log is None
+    assert build_parser().parse_args(["--packet-log"]).packet_log == ""  # into the main log
+    monkeypatch.setenv("JICOFO_LOG_FORMAT", "json")
+    monkeypatch.setenv("JICOFO_LOG_FILE", "/var/log/jitsi/jicofo.log")
+    monkeypatch.setenv("JICOFO_PACKET_LOG", "/var/log/jitsi/jicofo-xmpp.log")
+    args = build_parser().parse_args([])
+    assert args.log_format == "json" and args.log_file == Path("/var/log/jitsi/jicofo.log")
+    assert args.packet_log == "/var/log/jitsi/jicofo-xmpp.log"
+    assert build_parser().parse_args(["--log-format", "text"]).log_format == "text"
 
 
 async def _start_focus(prosody: ProsodyInstance, tmp_path: Path, *args: str) -> trio.Process:
