@@ -17,7 +17,9 @@ import pytest
 import trio
 
 from jicofo.http.client import get_json
+from jicofo.sim.participant import ParticipantOptions, SimulatedParticipant
 from jicofo.testing.prosody import ProsodyInstance
+from jicofo.testing.stack import simulated_bridges
 from jicofo.testing.waiting import wait_until
 from jicofo.xmlns.conference_iq import ConferenceRequest
 from jicofo.xmpp.client import XMPPClient
@@ -57,12 +59,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _config_text(prosody: ProsodyInstance, rest_port: int = -1) -> str:
+def _config_text(prosody: ProsodyInstance, rest_port: int = -1, client_extra: str = "") -> str:
     # An upstream-style file; the secrets come from the environment, as the README advises.
     return f"""
 jicofo {{
   xmpp {{
     client {{
+      {client_extra}
       hostname = "{prosody.ip}"
       port = {prosody.c2s_port}
       domain = "{prosody.auth_domain}"
@@ -172,9 +175,10 @@ def test_logging_flags_default_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert build_parser().parse_args(["--log-format", "text"]).log_format == "text"
 
 
-async def _start_focus(prosody: ProsodyInstance, tmp_path: Path, *args: str) -> trio.Process:
+async def _start_focus(prosody: ProsodyInstance, tmp_path: Path, *args: str,
+                       client_extra: str = "") -> trio.Process:
     config = tmp_path / "jicofo.conf"
-    config.write_text(_config_text(prosody))
+    config.write_text(_config_text(prosody, client_extra=client_extra))
     env = {**os.environ, "JICOFO_AUTH_PASSWORD": prosody.focus_password,
            "JICOFO_SECRET": prosody.component_secret}
     # stderr into a file: a pipe could fill up and block the process.
@@ -331,3 +335,54 @@ async def test_packet_log_file_shows_both_directions_and_no_secrets(
     # The main log (stderr) has the ordinary lines, not the packets.
     stderr = _read(tmp_path / "stderr")
     assert "PKT" not in stderr and "conference request" in stderr
+
+
+# ----- stopping during a call ---------------------------------------------------------------------
+
+
+async def test_sigterm_during_a_call_leaves_the_room_and_expires_the_endpoints_within_the_bound(
+    prosody: ProsodyInstance, tmp_path: Path,
+) -> None:
+    # The ordered stop is bounded by max(5 s, the client reply timeout): 5 s here.
+    bound = 5.0
+    process = await _start_focus(prosody, tmp_path, client_extra="reply-timeout = 5 seconds")
+    try:
+        room = f"sigterm@{prosody.muc_domain}"
+        async with simulated_bridges(prosody, 1) as sims, trio.open_nursery() as nursery:
+            engine = sims.bridges[0].engine
+            people = [SimulatedParticipant(ParticipantOptions(
+                xmpp=settings_for(prosody), room=room, nick=f"{n:02x}c0ffee", seed=n))
+                for n in range(2)]
+            async with connected(settings_for(prosody)) as client:
+                await _request_conference(client, room)  # the focus is up (and its component)
+            for person in people:
+                await nursery.start(person.run)
+            for person in people:
+                await person.wait_for_session(15)
+            endpoints = {p.endpoint_id for p in people}
+            (conference,) = engine.conferences.values()
+            assert set(conference.endpoints) == endpoints
+            before = len(await get_json("127.0.0.1", sims.http_port, "/requests"))
+
+            process.send_signal(signal.SIGTERM)
+            started = trio.current_time()
+            with trio.fail_after(bound + 10):
+                code = await process.wait()
+            elapsed = trio.current_time() - started
+            assert code == 0
+            assert elapsed < bound + 3, elapsed  # the bound, and the interpreter's exit
+
+            # The bridge simulator saw the endpoints expired, and nothing is left on it.
+            log = (await get_json("127.0.0.1", sims.http_port, "/requests"))[before:]
+            expires = [e for e in log if e["kind"] == "expire"]
+            assert expires, log
+            assert engine.conferences == {}
+            # Every participant saw the focus leave the room.
+            for person in people:
+                await person.wait_for(lambda p=person: p.first("focus-left") is not None, 10,
+                                      "the focus to leave the room")
+            nursery.cancel_scope.cancel()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
