@@ -337,6 +337,36 @@ async def test_packet_log_file_shows_both_directions_and_no_secrets(
     assert "PKT" not in stderr and "conference request" in stderr
 
 
+async def test_sigterm_while_the_xmpp_server_is_unreachable_stops_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "jicofo.conf"
+    config.write_text(f"""
+jicofo {{
+  xmpp.client {{ hostname = "127.0.0.1", port = {_free_port()}, domain = "auth.example.com",
+                 username = "focus", password = "not-needed", use-tls = false }}
+  rest.port = -1
+}}
+""")
+    stderr_path = tmp_path / "stderr"
+    stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "jicofo.cli", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=stderr)
+    finally:
+        os.close(stderr)
+    try:
+        # Still connecting (with backoff): nothing to leave, so SIGTERM stops at once.
+        await wait_until(lambda: "reconnecting" in _read(stderr_path), 20, "a reconnect attempt")
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(5):
+            assert await process.wait() == 0
+        assert "SIGTERM: stopping at once" in _read(stderr_path)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 # ----- stopping during a call ---------------------------------------------------------------------
 
 
