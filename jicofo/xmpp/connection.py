@@ -80,6 +80,8 @@ class Channel:
             raise TransportError("the stream is closed")
         data = self.core.send(el)
         async with self._send_lock:
+            if self.core.closed:  # closed while we waited: nothing may follow the footer
+                raise TransportError("the stream is closed")
             await self.transport.send(data)
             log_packet(self.name, "out", data)
 
@@ -152,14 +154,27 @@ class Channel:
         self._events.appendleft(event)
 
     async def close(self, timeout: float = 1.0) -> None:
-        """Send the stream footer and close the transport (bounded, shielded)."""
+        """Send the stream footer and close the transport (bounded, shielded).
+
+        The footer is taken and sent under the send lock, after any send in progress: a reader
+        answering the peer (an XEP-0198 ack) at that moment fails with TransportError instead of
+        closing the transport under the footer, and a second close (the reader's, on that error)
+        waits for the footer before closing the transport."""
         with trio.move_on_after(timeout) as scope:
             scope.shield = True
-            if not self.core.closed:
-                await self._send_quietly(self.core.close())
-            await self.transport.aclose()
+            async with self._send_lock:
+                footer = self.core.close()  # b"" once our side is closed
+                if footer:
+                    await self._send_frames(footer)
+        await self.transport.aclose()  # bounded and shielded by the transport itself
 
     async def _send_quietly(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self._send_frames(data)
+
+    async def _send_frames(self, data: bytes) -> None:
+        """Send what the core produced for an error or close, ignoring a broken transport. The
+        caller holds the send lock."""
         # RFC 7395 wants one element per WebSocket frame: the stream error and <close/> go apart.
         frames = [data]
         marker = b"</stream:error>"
@@ -167,10 +182,9 @@ class Channel:
             head, tail = data.split(marker, 1)
             frames = [head + marker, tail] if tail else [head + marker]
         try:
-            async with self._send_lock:
-                for frame in frames:
-                    await self.transport.send(frame)
-                    log_packet(self.name, "out", frame)
+            for frame in frames:
+                await self.transport.send(frame)
+                log_packet(self.name, "out", frame)
         except TransportError:
             pass
 
