@@ -375,7 +375,9 @@ async def test_sigterm_during_a_call_leaves_the_room_and_expires_the_endpoints_w
 ) -> None:
     # The ordered stop is bounded by max(5 s, the client reply timeout): 5 s here.
     bound = 5.0
-    process = await _start_focus(prosody, tmp_path, client_extra="reply-timeout = 5 seconds")
+    log_file = tmp_path / "jicofo.log"
+    process = await _start_focus(prosody, tmp_path, "--log-format", "json", "--log-file",
+                                 str(log_file), client_extra="reply-timeout = 5 seconds")
     try:
         room = f"sigterm@{prosody.muc_domain}"
         async with simulated_bridges(prosody, 1) as sims, trio.open_nursery() as nursery:
@@ -412,6 +414,16 @@ async def test_sigterm_during_a_call_leaves_the_room_and_expires_the_endpoints_w
                 await person.wait_for(lambda p=person: p.first("focus-left") is not None, 10,
                                       "the focus to leave the room")
             nursery.cancel_scope.cancel()
+
+        # The process's JSON log: the call's lines carry the room, meeting id and participant.
+        entries = _json_lines(log_file)
+        ours = [e for e in entries if e.get("room") == room]
+        meeting_ids = {e["meeting_id"] for e in ours if "meeting_id" in e}
+        assert len(meeting_ids) == 1, meeting_ids
+        assert {e.get("participant") for e in ours} >= endpoints
+        for entry in ours:
+            if "participant" in entry:
+                assert entry["meeting_id"] in meeting_ids, entry
     finally:
         if process.returncode is None:
             process.kill()
