@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
 
 import trio
 
@@ -19,14 +20,15 @@ from jicofo.conference.offer import OfferConfig
 from jicofo.conference.services import ConferenceServices
 from jicofo.config.model import JicofoConfig, XmppConnectionName
 from jicofo.config.xmpp_settings import to_client_settings, to_component_settings
-from jicofo.focus import Focus
+from jicofo.focus import ConferenceRequestError, Focus, parse_room
 from jicofo.health import HealthChecker
+from jicofo.logs import log_context
 from jicofo.rest.api import serve_rest
 from jicofo.stats import FocusStats
 from jicofo.xmlns.conference_iq import CONFERENCE
 from jicofo.xmlns.jingle import JINGLE
 from jicofo.xmpp.caps import Identity
-from jicofo.xmpp.client import BaseXMPPConnection, XMPPClient, XMPPComponent
+from jicofo.xmpp.client import BaseXMPPConnection, IqHandler, XMPPClient, XMPPComponent
 from jicofo.xmpp.jid import JID
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,24 @@ def _setup_connection(conn: BaseXMPPConnection) -> None:
     conn.features.update(FOCUS_FEATURES)
 
 
+def _in_room_context(handler: IqHandler) -> IqHandler:
+    """Wrap the conference-request handler so that its lines, and those of the conference it
+    creates (trio copies the context into tasks started from it), carry the room."""
+
+    async def handle(iq: Element) -> Element | None:
+        payload = iq.find(CONFERENCE)
+        room = payload.get("room") if payload is not None else None
+        if room:
+            try:
+                room = str(parse_room(room))
+            except ConferenceRequestError:  # the handler refuses it; show it as given
+                pass
+        with log_context(room=room):
+            return await handler(iq)
+
+    return handle
+
+
 def build_app(config: JicofoConfig) -> FocusApp:
     """Create the connections and objects; nothing runs until `serve`."""
     client = XMPPClient(to_client_settings(config.xmpp.client), name="xmpp client")
@@ -119,7 +139,8 @@ def build_app(config: JicofoConfig) -> FocusApp:
         brewery.add_listener(focus.on_bridge_event)
     for conn in (client, component):
         if conn is not None:
-            conn.add_iq_handler(CONFERENCE, focus.handle_conference_iq, types=("set",))
+            conn.add_iq_handler(CONFERENCE, _in_room_context(focus.handle_conference_iq),
+                                types=("set",))
     client.add_iq_router(JINGLE, focus.route_jingle, types=("set",))
     return FocusApp(config, client, service, component, brewery, services, focus)
 
@@ -152,7 +173,9 @@ async def serve(
         )
         if app.config.health.enabled:
             app.health = HealthChecker(app, app.config.health)
-            await nursery.start(app.health.run)
+            # In the background: the focus serves while the first check runs (until then
+            # /about/health answers 503 "not checked yet").
+            nursery.start_soon(app.health.run)
         app.rest_port = await nursery.start(serve_rest, app, app.health)
         if app.rest_port is not None:
             log.info("HTTP API on %s:%d", app.config.rest.host, app.rest_port)

@@ -6,7 +6,12 @@
 
 Secrets belong in the environment (JICOFO_SECRET, JICOFO_AUTH_PASSWORD) or the config file, not
 in flags that show in process listings. SIGTERM/SIGINT stop in order: rooms are left and bridge
-endpoints expired (bounded), then the process exits 0.
+endpoints expired (bounded), then the process exits 0 (a second one stops at once). SIGHUP
+reopens the log files (after logrotate moved them).
+
+Logging: `--log-level`, `--log-format text|json` (JSON lines for log shippers), `--log-file PATH`
+(else stderr) and `--packet-log [PATH]` (every stanza in and out of each XMPP connection, secrets
+redacted: into PATH, or without one into the main log). See `jicofo.logs`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from jicofo.app import FocusApp, build_app, serve
 from jicofo.config.flags import overrides_from_flags
 from jicofo.config.load import config_path_from_env, load_config
 from jicofo.config.model import ConfigError, JicofoConfig
+from jicofo.logs import PACKET_LOGGER, configure_logging, reopen_log_files
 from jicofo.tasks import single_cause
 from jicofo.xmpp.errors import XMPPError
 
@@ -47,8 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user_name", help="the focus account's user name")
     parser.add_argument("--user_password", help="the focus account's password "
                                                 "(better: $JICOFO_AUTH_PASSWORD)")
-    parser.add_argument("--log-level", default=os.environ.get("JICOFO_LOG_LEVEL", "INFO"),
-                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    logging_group = parser.add_argument_group("logging")
+    logging_group.add_argument(
+        "--log-level", metavar="LEVEL", default=os.environ.get("JICOFO_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default: $JICOFO_LOG_LEVEL, else INFO)")
+    logging_group.add_argument(
+        "--log-format", metavar="{text,json}",
+        default=os.environ.get("JICOFO_LOG_FORMAT", "text"),
+        help="text (one line per event, context as [room=... meeting_id=... participant=...]) "
+             "or json (one object per line: ts, level, logger, message and the context keys) "
+             "(default: $JICOFO_LOG_FORMAT, else text)")
+    logging_group.add_argument(
+        "--log-file", type=Path, metavar="PATH",
+        default=os.environ.get("JICOFO_LOG_FILE") or None,
+        help="write the log to this file, reopened on SIGHUP (default: $JICOFO_LOG_FILE, "
+             "else stderr)")
+    logging_group.add_argument(
+        "--packet-log", nargs="?", const="", default=os.environ.get("JICOFO_PACKET_LOG") or None,
+        metavar="PATH",
+        help=f"log every XMPP stanza in and out of each connection, secrets redacted: into PATH "
+             f"(reopened on SIGHUP), or without PATH into the main log (logger {PACKET_LOGGER}, "
+             f"at DEBUG whatever --log-level says) (default: $JICOFO_PACKET_LOG, a PATH, else off)")
     parser.add_argument("--version", action="version", version=f"jicofo {__version__}")
     return parser
 
@@ -65,27 +90,68 @@ def read_config(args: argparse.Namespace, env: dict[str, str]) -> JicofoConfig:
     return load_config(path, overrides, env)
 
 
+def setup_logging(args: argparse.Namespace) -> None:
+    """Install the logging the flags ask for. Raises ConfigError for a bad value or a log file
+    that cannot be opened."""
+    packet_log_file = args.packet_log or None  # "" (the flag alone): into the main log
+    if not isinstance(logging.getLevelName(str(args.log_level).upper()), int):
+        raise ConfigError(f"--log-level: {args.log_level!r} is not one of DEBUG, INFO, WARNING, "
+                          f"ERROR, CRITICAL")
+    if args.log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format: {args.log_format!r} is not 'text' or 'json'")
+    try:
+        configure_logging(
+            args.log_level, args.log_format, args.packet_log is not None,
+            log_file=args.log_file, packet_log_file=packet_log_file,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:  # a missing directory, no permission
+        raise ConfigError(f"cannot open the log file: {exc}") from None
+
+
 async def run(config: JicofoConfig) -> None:
     app = build_app(config)
+    async with trio.open_nursery() as nursery:
+        signals = _Signals(app, nursery.cancel_scope)
+        await nursery.start(signals.run)
 
-    async def on_signals(app: FocusApp, nursery: trio.Nursery) -> None:
-        nursery.start_soon(_stop_on_signal, app)
+        async def serving(app: FocusApp, _nursery: trio.Nursery) -> None:
+            signals.serving = True
 
-    await serve(app, extra=on_signals)
+        await serve(app, extra=serving)
+        nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal(app: FocusApp) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            app.request_stop(f"signal {signal.Signals(signum).name}")
-            return
+class _Signals:
+    """The one task that receives signals, from before startup until the focus has stopped.
+    SIGHUP reopens the log files. SIGTERM/SIGINT stop in order once the focus serves (rooms left,
+    endpoints expired, bounded); before that, or on a second one, they stop at once."""
+
+    def __init__(self, app: FocusApp, scope: trio.CancelScope) -> None:
+        self.app = app
+        self.scope = scope
+        self.serving = False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if signum == signal.SIGHUP:
+                    if not reopen_log_files():
+                        log.info("SIGHUP: no log files to reopen")
+                elif self.serving and not self.app.stop_requested.is_set():
+                    self.app.request_stop(f"signal {name}")
+                else:
+                    log.info("%s: stopping at once", name)
+                    self.scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=str(args.log_level).upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        setup_logging(args)
         config = read_config(args, dict(os.environ))
     except ConfigError as exc:
         print(f"jicofo: configuration error: {exc}", file=sys.stderr)

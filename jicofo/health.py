@@ -1,7 +1,7 @@
 """The focus's own health check (upstream's JicofoHealthChecker, focus-behaviour.md §1.11 #88).
 
     health = HealthChecker(app, app.config.health)
-    await nursery.start(health.run)          # first check done before it returns
+    nursery.start_soon(health.run)           # first check at once, in the background
     health.healthy, health.last_result       # for /about/health, /stats and the `healthy` metric
 
 Every `jicofo.health.interval` one check runs, bounded by `max-check-duration`:
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from jicofo.config.model import HealthConfig
+from jicofo.logs import log_context
 from jicofo.xmlns.conference_iq import ConferenceRequest
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID
@@ -121,10 +122,12 @@ class HealthChecker:
     # ----- running ----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Check now, then every interval, until cancelled. `started()` after the first check.
-        With `interval` 0 only that first check runs (`check()` can be called any time)."""
-        await self.check()
+        """Check now, then every interval, until cancelled. `started()` at once: the first check
+        (which asks for a test conference, and may wait for a bridge) must not hold up startup;
+        until it completes the result is "not checked yet". With `interval` 0 only that first
+        check runs (`check()` can be called any time)."""
         task_status.started()
+        await self.check()
         if self.config.interval <= 0:
             await trio.sleep_forever()
         while True:
@@ -180,7 +183,9 @@ class HealthChecker:
         room = self._room()
         refused: ConferenceRequestError | None = None
         try:
-            answer = await focus.conference_request(ConferenceRequest(room=room))
+            # The test conference's lines (logged in tasks started from here) carry its room.
+            with log_context(room=room):
+                answer = await focus.conference_request(ConferenceRequest(room=room))
         except ConferenceRequestError as exc:
             refused = exc
             raise HealthFailure(f"test conference {room} did not start: {exc.text}") from None

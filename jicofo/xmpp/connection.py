@@ -1,5 +1,10 @@
 """Opening a stream: transport, STARTTLS, SASL, resumption or bind, XEP-0198 enable, and the
-XEP-0114 component handshake. The result is a `Channel` ready to carry stanzas."""
+XEP-0114 component handshake. The result is a `Channel` ready to carry stanzas.
+
+Every byte in and out of a connection passes through its `Channel`, which is where the packet log
+(`jicofo.logs.log_packet`, secrets redacted) sees each stanza, stream header and close, named by
+the connection. When the packet log is off nothing is serialized for it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 import trio
+
+from jicofo.logs import log_packet, packet_log_enabled
 
 from . import sasl
 from .errors import AuthenticationError, StanzaError, StreamErrorReceived, XMPPError
@@ -29,7 +36,7 @@ from .stream import (
 )
 from .stream import StreamErrorReceived as StreamErrorEvent
 from .transport import TcpTransport, Transport, TransportError, WebSocketTransport
-from .xml import element, find_child
+from .xml import XML_NS, element, escape_attribute, find_child, serialize
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +56,22 @@ class NegotiationError(XMPPError):
         self.permanent = permanent
 
 
+_XML_PREFIX = f"{{{XML_NS}}}"
+
+
 class PeerClosed(XMPPError):
     """The peer closed the stream or the transport."""
 
 
 class Channel:
     """A transport and the stream core on it, with an event buffer. Owned by one reader at a time;
-    sends are serialised by a lock so that stanzas never interleave on the wire."""
+    sends are serialised by a lock so that stanzas never interleave on the wire. `name` is the
+    connection's name in the packet log."""
 
-    def __init__(self, transport: Transport, core: XmlStream) -> None:
+    def __init__(self, transport: Transport, core: XmlStream, name: str = "xmpp") -> None:
         self.transport = transport
         self.core = core
+        self.name = name
         self._events: deque[Event] = deque()
         self._send_lock = trio.Lock()
 
@@ -68,19 +80,29 @@ class Channel:
             raise TransportError("the stream is closed")
         data = self.core.send(el)
         async with self._send_lock:
+            if self.core.closed:  # closed while we waited: nothing may follow the footer
+                raise TransportError("the stream is closed")
             await self.transport.send(data)
+            log_packet(self.name, "out", data)
 
     async def send_raw(self, data: bytes) -> None:
         async with self._send_lock:
             await self.transport.send(data)
+            log_packet(self.name, "out", data)
 
     async def next_event(self) -> Event:
         """The next stream event. Raises on stream errors, violations and closes."""
         while not self._events:
             data = await self.transport.receive()
             if not data:
+                if packet_log_enabled():
+                    log_packet(self.name, "in", "(connection closed)")
                 raise PeerClosed("the peer closed the connection")
-            self._events.extend(self.core.receive_data(data))
+            events = self.core.receive_data(data)
+            if packet_log_enabled():
+                for received in events:
+                    log_packet(self.name, "in", self._describe(received))
+            self._events.extend(events)
         event = self._events.popleft()
         if isinstance(event, ProtocolViolation):
             await self._send_quietly(event.data_to_send)
@@ -110,18 +132,49 @@ class Channel:
             raise NegotiationError(f"expected stream features, got {type(event).__name__}")
         return event.element
 
+    def _describe(self, event: Event) -> str:
+        """What the packet log shows for an incoming event (only called when it is on)."""
+        websocket = self.core.framing is Framing.WEBSOCKET
+        if isinstance(event, StreamOpened):
+            attrs = "".join(
+                f' {k.replace(_XML_PREFIX, "xml:")}="{escape_attribute(v)}"'
+                for k, v in event.attrs.items()
+            )
+            return f"<open{attrs}/>" if websocket else f"<stream:stream{attrs}>"
+        if isinstance(event, StreamClosed):
+            return "<close/>" if websocket else "</stream:stream>"
+        if isinstance(event, ProtocolViolation):
+            return f"(input refused: {event.condition}: {event.text})"
+        try:
+            return serialize(event.element, self.core.content_ns)
+        except ValueError as exc:
+            return f"(unprintable {event.element.tag}: {exc})"
+
     def push_back(self, event: Event) -> None:
         self._events.appendleft(event)
 
     async def close(self, timeout: float = 1.0) -> None:
-        """Send the stream footer and close the transport (bounded, shielded)."""
+        """Send the stream footer and close the transport (bounded, shielded).
+
+        The footer is taken and sent under the send lock, after any send in progress: a reader
+        answering the peer (an XEP-0198 ack) at that moment fails with TransportError instead of
+        closing the transport under the footer, and a second close (the reader's, on that error)
+        waits for the footer before closing the transport."""
         with trio.move_on_after(timeout) as scope:
             scope.shield = True
-            if not self.core.closed:
-                await self._send_quietly(self.core.close())
-            await self.transport.aclose()
+            async with self._send_lock:
+                footer = self.core.close()  # b"" once our side is closed
+                if footer:
+                    await self._send_frames(footer)
+        await self.transport.aclose()  # bounded and shielded by the transport itself
 
     async def _send_quietly(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self._send_frames(data)
+
+    async def _send_frames(self, data: bytes) -> None:
+        """Send what the core produced for an error or close, ignoring a broken transport. The
+        caller holds the send lock."""
         # RFC 7395 wants one element per WebSocket frame: the stream error and <close/> go apart.
         frames = [data]
         marker = b"</stream:error>"
@@ -129,9 +182,9 @@ class Channel:
             head, tail = data.split(marker, 1)
             frames = [head + marker, tail] if tail else [head + marker]
         try:
-            async with self._send_lock:
-                for frame in frames:
-                    await self.transport.send(frame)
+            for frame in frames:
+                await self.transport.send(frame)
+                log_packet(self.name, "out", frame)
         except TransportError:
             pass
 
@@ -170,16 +223,19 @@ async def negotiate_client(
     nursery: trio.Nursery,
     sm: StreamManagement | None = None,
     previous_jid: JID | None = None,
+    *,
+    name: str | None = None,
 ) -> ClientSession:
     """Connect and log in. `sm` carries a resumable session from an earlier connection (whose
-    bound JID was `previous_jid`), if any.
+    bound JID was `previous_jid`), if any. `name` names the connection in the packet log
+    (default: where it connects, as `settings.describe()`).
 
     Raises AuthenticationError for refused credentials, TransportError / NegotiationError /
     StreamErrorReceived / trio.TooSlowError for everything else.
     """
     transport = await open_transport(settings, nursery)
     core = XmlStream(content_ns=NS_CLIENT, framing=transport.framing, limits=settings.limits)
-    channel = Channel(transport, core)
+    channel = Channel(transport, core, name or settings.describe())
     try:
         with trio.fail_after(settings.timeouts.negotiation):
             return await _negotiate(settings, channel, sm, previous_jid)
@@ -333,12 +389,15 @@ async def _bind(settings: ClientSettings, channel: Channel, features: Element) -
     return jid
 
 
-async def negotiate_component(settings: ComponentSettings) -> tuple[Channel, JID]:
-    """XEP-0114: open a `jabber:component:accept` stream and prove the shared secret."""
+async def negotiate_component(
+    settings: ComponentSettings, *, name: str | None = None,
+) -> tuple[Channel, JID]:
+    """XEP-0114: open a `jabber:component:accept` stream and prove the shared secret. `name` as
+    for `negotiate_client`."""
     with trio.fail_after(settings.timeouts.connect):
         transport = await TcpTransport.connect(settings.host, settings.port)
     core = XmlStream(content_ns=NS_COMPONENT, limits=settings.limits)
-    channel = Channel(transport, core)
+    channel = Channel(transport, core, name or settings.describe())
     try:
         with trio.fail_after(settings.timeouts.negotiation):
             header = await channel.open_stream(settings.domain, version=None)
