@@ -471,7 +471,7 @@ class XMPPClient(BaseXMPPConnection):
                     async with trio.open_nursery() as session_nursery:
                         try:
                             session = await negotiate_client(
-                                self.settings, session_nursery, self.sm, self.jid
+                                self.settings, session_nursery, self.sm, self.jid, name=self.name
                             )
                             attempt = 0
                             await self._session_up(session)
@@ -628,7 +628,7 @@ class XMPPComponent(BaseXMPPConnection):
                 self._handler_nursery = handlers
                 while not self._closing:
                     try:
-                        channel, jid = await negotiate_component(self.settings)
+                        channel, jid = await negotiate_component(self.settings, name=self.name)
                         self.jid = jid
                         self._channel = channel
                         attempt = 0
