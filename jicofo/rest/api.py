@@ -22,10 +22,9 @@ A switched-off route answers 404, as when upstream does not install it. Errors a
 upstream's (`Bad request: …`, `Not found: …`, `Forbidden`). None of these routes authenticates:
 keep `jicofo.rest.host` on loopback (the default) or behind a proxy.
 
-Moving endpoints needs a call the conference does not offer yet (`Conference.move_endpoint`);
-until it exists those routes check their parameters and then answer 501 naming what is missing,
-never a pretended success. Pins are kept by the bridge selector (`BridgeSelector.pin`/`unpin`/
-`pins`) and apply to conferences that have no bridge yet.
+Moving endpoints re-invites them with the configured re-invite method (`Conference.move_endpoint`);
+where they land is the selection strategy's choice, as upstream. Pins are kept by the bridge
+selector (`BridgeSelector.pin`/`unpin`/`pins`) and apply to conferences that have no bridge yet.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from __future__ import annotations
 import logging
 import math
 import platform
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -67,10 +65,6 @@ def bad_request(message: str) -> HttpError:
 
 def not_found(message: str) -> HttpError:
     return HttpError(404, f"Not found: {message}")
-
-
-def not_implemented(message: str) -> HttpError:
-    return HttpError(501, f"Not implemented: {message}")
 
 
 def _bool_arg(request: Request, name: str, default: bool) -> bool:
@@ -248,30 +242,11 @@ class RestApi:
         raise not_found(f"bridge {name}")
 
     @staticmethod
-    def _mover(conference: Conference | None = None) -> Callable[[str], bool]:
-        """`Conference.move_endpoint(endpoint_id) -> bool` (re-invite the endpoint so that it
-        lands on another bridge), or 501 while the conference does not offer it."""
-        from jicofo.conference.conference import Conference
-
-        if not callable(getattr(Conference, "move_endpoint", None)):
-            raise not_implemented(
-                "moving endpoints needs Conference.move_endpoint(endpoint_id), which this "
-                "version of the focus does not have yet"
-            )
-        if conference is None:
-            return lambda _: False
-        return conference.move_endpoint  # type: ignore[attr-defined,no-any-return]
-
-    @staticmethod
-    def _on_bridge(conference: Conference, bridge: Bridge) -> list[str]:
-        return [p.endpoint_id for p in list(conference.participants.values())
-                if p.colibri is not None and p.colibri.bridge is bridge]
-
-    def _moved(self, moves: list[tuple[Conference, str]]) -> Response:
+    def _moved(moves: list[tuple[Conference, str]], bridge: Bridge | None = None) -> Response:
         moved = 0
         conferences: set[JID] = set()
         for conference, endpoint_id in moves:
-            if self._mover(conference)(endpoint_id):
+            if conference.move_endpoint(endpoint_id, bridge):
                 moved += 1
                 conferences.add(conference.room_jid)
         return Response.json({"movedEndpoints": moved, "conferences": len(conferences)})
@@ -283,43 +258,30 @@ class RestApi:
         conference = self._conference(room)
         if endpoint not in conference.participants:
             raise not_found(f"endpoint {endpoint} in {room}")
+        bridge = None
         if bridge_name:
             bridge = self._bridge(bridge_name)
-            if endpoint not in self._on_bridge(conference, bridge):
+            if endpoint not in conference.endpoints_on(bridge):
                 raise not_found(f"endpoint {endpoint} on bridge {bridge_name}")
-        self._mover(conference)
-        return self._moved([(conference, endpoint)])
+        return self._moved([(conference, endpoint)], bridge)
 
     async def move_endpoints(self, request: Request) -> Response:
         bridge = self._bridge(_required(request, "bridge"))
         conference = self._conference(_required(request, "conference"))
         count = _int_arg(request, "numEndpoints", 1)
-        self._mover(conference)
-        return self._moved([(conference, e) for e in self._on_bridge(conference, bridge)[:count]])
+        return self._moved([(conference, e) for e in conference.endpoints_on(bridge)[:count]], bridge)
 
     async def move_fraction(self, request: Request) -> Response:
         bridge = self._bridge(_required(request, "bridge"))
         fraction = _fraction_arg(request, "fraction", 0.1)
-        on_bridge = [(c, e) for c in self._conferences().values() for e in self._on_bridge(c, bridge)]
+        on_bridge = [(c, e) for c in self._conferences().values() for e in c.endpoints_on(bridge)]
         count = math.ceil(len(on_bridge) * fraction)
-        self._mover()
-        return self._moved(on_bridge[:count])
+        return self._moved(on_bridge[:count], bridge)
 
     # ----- pinning --------------------------------------------------------------------------------
 
-    def _selector_call(self, name: str) -> Callable[..., Any]:
-        call = getattr(self.app.services.selector, name, None)
-        if not callable(call):
-            raise not_implemented(
-                f"pinning conferences to a bridge version needs BridgeSelector.{name}, which this "
-                "version of the focus does not have yet"
-            )
-        return call  # type: ignore[no-any-return]
-
     async def pins(self, request: Request) -> Response:
-        pins = getattr(self.app.services.selector, "pins", None)
-        # Without pinning support no conference can be pinned: the list is truly empty.
-        return Response.json(list(pins()) if callable(pins) else [])
+        return Response.json(self.app.services.selector.pins())
 
     @staticmethod
     def _pin_body(request: Request, *keys: str) -> dict[str, Any]:
@@ -341,7 +303,7 @@ class RestApi:
         if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 < minutes < 1e6:
             raise bad_request("durationMinutes must be a positive number")
         try:
-            self._selector_call("pin")(conference_id, version, float(minutes) * 60)
+            self.app.services.selector.pin(conference_id, version, float(minutes) * 60)
         except ValueError as e:  # not a room JID (upstream: 400 too)
             raise bad_request(str(e)) from None
         return Response.json({})
@@ -351,7 +313,7 @@ class RestApi:
         if not isinstance(body["conferenceId"], str) or not body["conferenceId"]:
             raise bad_request("conferenceId must be a non-empty string")
         try:
-            self._selector_call("unpin")(body["conferenceId"])
+            self.app.services.selector.unpin(body["conferenceId"])
         except ValueError as e:
             raise bad_request(str(e)) from None
         return Response.json({})
