@@ -308,8 +308,9 @@ async def test_packet_log_file_shows_both_directions_and_no_secrets(
         if match:
             seen.setdefault((match["conn"], match["dir"]), []).append(match["xml"])
     connections = {conn for conn, _ in seen}
-    client_conn = next(c for c in connections if c.startswith(f"focus@{prosody.auth_domain}"))
-    component_conn = next(c for c in connections if c.startswith("component focus.meet.test"))
+    # Each connection is named as the app names it.
+    client_conn, component_conn = "xmpp client", "xmpp component"
+    assert {client_conn, component_conn} <= connections, connections
     for conn in (client_conn, component_conn):
         sent, received = seen[(conn, "SENT")], seen[(conn, "RCV")]
         assert any(x.startswith("<?xml") and "<stream:stream" in x for x in sent), conn

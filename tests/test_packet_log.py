@@ -54,8 +54,7 @@ async def test_packet_log_shows_every_stanza_and_no_password(
         await client.request(client.iq("get", client.jid.domain, element("{urn:xmpp:ping}ping")))
     text = out.getvalue()
 
-    # Named by where it connects (XMPPClient does not pass its own name down yet).
-    name = settings.describe()
+    name = "packet-test"  # the connection's own name
     sent, received = _packets(text, name, "SENT"), _packets(text, name, "RCV")
     if transport == "websocket":
         assert sent[0].startswith("<open ") and received[0].startswith("<open ")
