@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+from collections.abc import Callable
 
 import trio
 
@@ -15,13 +16,21 @@ log = logging.getLogger(__name__)
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
+# A tap sees every chunk forwarded: (connection number from 1, "up" = towards the target or
+# "down" = back to the client, the bytes). It is called synchronously and must not block.
+Tap = Callable[[int, str, bytes], None]
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to `target`. `cut()` breaks every open connection abruptly
-    (RST, no stream close); while `refusing`, new connections are closed as soon as accepted."""
+    (RST, no stream close); while `refusing`, new connections are closed as soon as accepted.
+    An optional `tap` sees what crosses, for tests that assert on the wire."""
 
-    def __init__(self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1") -> None:
+    def __init__(self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1",
+                 tap: Tap | None = None) -> None:
         self.target = (target_host, target_port)
         self.listen_host = listen_host
+        self.tap = tap
         self.port = 0
         self.refusing = False
         self.connections_accepted = 0
@@ -49,6 +58,7 @@ class TcpProxy:
 
     async def _handle(self, client: trio.SocketStream) -> None:
         self.connections_accepted += 1
+        number = self.connections_accepted
         if self.refusing:
             await client.aclose()
             return
@@ -63,8 +73,10 @@ class TcpProxy:
             self._streams.update((client, upstream))
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._pump, client, upstream, nursery.cancel_scope)
-                    nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope)
+                    nursery.start_soon(self._pump, client, upstream, nursery.cancel_scope,
+                                       self._tap_for(number, "up"))
+                    nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope,
+                                       self._tap_for(number, "down"))
             finally:
                 self._scopes.discard(scope)
                 self._streams.difference_update((client, upstream))
@@ -75,10 +87,19 @@ class TcpProxy:
                 except (trio.BrokenResourceError, OSError):
                     pass
 
+    def _tap_for(self, number: int, direction: str) -> Callable[[bytes], None] | None:
+        tap = self.tap
+        if tap is None:
+            return None
+        return lambda data: tap(number, direction, data)
+
     @staticmethod
-    async def _pump(src: trio.SocketStream, dst: trio.SocketStream, done: trio.CancelScope) -> None:
+    async def _pump(src: trio.SocketStream, dst: trio.SocketStream, done: trio.CancelScope,
+                    tap: Callable[[bytes], None] | None) -> None:
         try:
             while data := await src.receive_some(65536):
+                if tap is not None:
+                    tap(data)
                 await dst.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
