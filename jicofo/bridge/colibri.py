@@ -399,11 +399,15 @@ class ColibriSession:
         self._send.close()
 
     async def expire_conference(self) -> None:
-        """Expire the whole conference on the bridge now (conference stop, bridge failure)."""
+        """Expire the whole conference on the bridge now (conference stop, bridge failure). Not
+        sent to a bridge that has left the brewery: its occupant JID no longer reaches it."""
         if not self._created:
             return
         self._created = False
         self.bridge_endpoint_removed()
+        if self.bridge.removed:
+            log.info("%s: the bridge has left the brewery; not expiring the conference there", self)
+            return
         iq = self.client.iq(
             "get", self.bridge.jid, c2.ConferenceModify(meeting_id=self.meeting_id, expire=True).to_element()
         )
