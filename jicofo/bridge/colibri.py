@@ -152,6 +152,7 @@ class ColibriSession:
         self.feedback_sources: EndpointSourceSet | None = None
         self._created = False  # a create was sent (the first allocation carries it)
         self._expired = False
+        self._ended = False  # the task is over: nothing more will be sent
         self._send, self._queue = trio.open_memory_channel[_Request](QUEUE_SIZE)
 
     def __repr__(self) -> str:
@@ -165,10 +166,31 @@ class ColibriSession:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        async for request in self._queue:
-            await self._process(request)
-            if self._expired:
-                return
+        request: _Request | None = None
+        try:
+            async for request in self._queue:
+                await self._process(request)
+                if self._expired:
+                    return
+        finally:
+            self._abandon(request)
+
+    def _abandon(self, in_flight: _Request | None) -> None:
+        """The task is over (cancelled when the conference dropped this bridge, or done after
+        the expire): every allocation still waiting, in flight or queued, fails now as a lost
+        session, so that its participant is invited elsewhere instead of waiting for good."""
+        self._ended = True
+        self._send.close()
+        pending = [in_flight] if in_flight is not None else []
+        while True:
+            try:
+                pending.append(self._queue.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        for request in pending:
+            if request.done is not None and not request.done.is_set():
+                request.error = ColibriFailure("the bridge session has ended", session_lost=True)
+                request.done.set()
 
     async def _process(self, request: _Request) -> None:
         iq = self.client.iq("get", self.bridge.jid, request.payload.to_element())
@@ -220,7 +242,7 @@ class ColibriSession:
             else:
                 log.error("%s: queue full; dropping %s", self, request.kind)
         except trio.ClosedResourceError:
-            request.error = ColibriFailure("the session has ended", session_lost=False)
+            request.error = ColibriFailure("the bridge session has ended", session_lost=True)
             if request.done is not None:
                 request.done.set()
 
@@ -266,7 +288,7 @@ class ColibriSession:
             raise
         if request.error is not None:
             self.endpoints.discard(endpoint.endpoint_id)
-            if create:
+            if create and not self._ended:  # an abandoned create may have reached the bridge
                 self._created = False
             raise request.error
         assert request.result is not None
