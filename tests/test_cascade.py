@@ -143,98 +143,105 @@ async def test_region_based_selection_links_the_bridges_with_relays(prosody: Pro
     async with regions(prosody, "eu", "us") as sims, \
             running_focus(focus_config(prosody, CASCADE)) as app:
         await wait_bridges(app, 2)
-        async with participants(prosody, room, 2, region="eu") as europeans, \
-                participants(prosody, room, 1, first=2, region="us") as (american,):
-            everyone = [*europeans, american]
-            for person in everyone:
-                await person.wait_for_session(10)
-            for person in everyone:
-                for other in everyone:
-                    if other is not person:
-                        await person.wait_for_remote_sources(other.endpoint_id, 10)
-            no_errors(everyone)
-
-            # Each participant is on a bridge of its region.
+        async with participants(prosody, room, 2, region="eu") as europeans:
+            # The Europeans first, so that the eu bridge is the conference's first (the initiator).
             for person in europeans:
-                assert await on_bridge(person, sims["eu"]) and not await on_bridge(person, sims["us"])
-            assert await on_bridge(american, sims["us"]) and not await on_bridge(american, sims["eu"])
+                await person.wait_for_session(10)
+            async with participants(prosody, room, 1, first=2, region="us") as (american,):
+                everyone = [*europeans, american]
+                for person in everyone:
+                    await person.wait_for_session(10)
+                for person in everyone:
+                    for other in everyone:
+                        if other is not person:
+                            await person.wait_for_remote_sources(other.endpoint_id, 10)
+                no_errors(everyone)
 
-            # Both sides got a relay create; the first bridge is the initiator.
-            async def both_forwarded() -> bool:
-                eu, us = await relays_on(sims["eu"]), await relays_on(sims["us"])
-                return sum(1 for kind, r, _ in eu if kind == "relay-update" and ufrag(r)) == 1 \
-                    and sum(1 for kind, r, _ in us if kind == "relay-update" and ufrag(r)) == 1
-            await wait_until_async(both_forwarded, 10, "the relay transports to be forwarded")
+                # Each participant is on a bridge of its region.
+                for person in europeans:
+                    assert await on_bridge(person, sims["eu"]) and not await on_bridge(person, sims["us"])
+                assert await on_bridge(american, sims["us"]) and not await on_bridge(american, sims["eu"])
 
-            eu_relays, us_relays = await relays_on(sims["eu"]), await relays_on(sims["us"])
-            eu_create = next((r, a) for kind, r, a in eu_relays if kind == "relay-create")
-            us_create = next((r, a) for kind, r, a in us_relays if kind == "relay-create")
-            assert eu_create[0].get("id") == "relay-us-1" and us_create[0].get("id") == "relay-eu-1"
-            eu_transport = eu_create[0].find(f"{C2}transport")
-            us_transport = us_create[0].find(f"{C2}transport")
-            assert eu_transport is not None and us_transport is not None
-            assert eu_transport.get("ice-controlling") == "true"
-            assert eu_transport.get("use-unique-port") == "true"
-            assert us_transport.get("ice-controlling") is None
-            sctp_roles = (eu_transport.find(f"{C2}sctp"), us_transport.find(f"{C2}sctp"))
-            assert [s.get("role") if s is not None else None for s in sctp_roles] == ["client", "server"]
-            assert eu_create[0].get("mesh-id") == us_create[0].get("mesh-id") == "0"
-            assert {m.get("type") for m in eu_create[0].findall(f"{C2}media")} == {"audio", "video"}
-            # The relay on each side carries the endpoints behind the other one (in the create,
-            # or right after for an allocation that was still under way).
-            assert relay_endpoint_ids(eu_create[0]) == {american.endpoint_id}
-            assert mirrored_endpoints(eu_relays, "relay-us-1") == {american.endpoint_id}
-            assert mirrored_endpoints(us_relays, "relay-eu-1") == {p.endpoint_id for p in europeans}
+                # Both sides got a relay create; the first bridge is the initiator.
+                async def both_forwarded() -> bool:
+                    eu, us = await relays_on(sims["eu"]), await relays_on(sims["us"])
+                    return sum(1 for kind, r, _ in eu if kind == "relay-update" and ufrag(r)) == 1 \
+                        and sum(1 for kind, r, _ in us if kind == "relay-update" and ufrag(r)) == 1
+                await wait_until_async(both_forwarded, 10, "the relay transports to be forwarded")
 
-            # Each bridge's answer went to the other, setup rewritten to the receiver's role.
-            eu_answer, us_answer = eu_create[1], us_create[1]
-            assert eu_answer is not None and us_answer is not None
-            assert fingerprint_setup(eu_answer) == fingerprint_setup(us_answer) == "actpass"
-            to_eu = next(r for kind, r, _ in eu_relays if kind == "relay-update" and ufrag(r))
-            to_us = next(r for kind, r, _ in us_relays if kind == "relay-update" and ufrag(r))
-            assert to_eu.get("id") == "relay-us-1" and ufrag(to_eu) == ufrag(us_answer)
-            assert fingerprint_setup(to_eu) == "active"
-            assert to_us.get("id") == "relay-eu-1" and ufrag(to_us) == ufrag(eu_answer)
-            assert fingerprint_setup(to_us) == "passive"
+                eu_relays, us_relays = await relays_on(sims["eu"]), await relays_on(sims["us"])
+                eu_create = next((r, a) for kind, r, a in eu_relays if kind == "relay-create")
+                us_create = next((r, a) for kind, r, a in us_relays if kind == "relay-create")
+                assert eu_create[0].get("id") == "relay-us-1" and us_create[0].get("id") == "relay-eu-1"
+                eu_transport = eu_create[0].find(f"{C2}transport")
+                us_transport = us_create[0].find(f"{C2}transport")
+                assert eu_transport is not None and us_transport is not None
+                assert eu_transport.get("ice-controlling") == "true"
+                assert eu_transport.get("use-unique-port") == "true"
+                assert us_transport.get("ice-controlling") is None
+                sctp_roles = (eu_transport.find(f"{C2}sctp"), us_transport.find(f"{C2}sctp"))
+                assert [s.get("role") if s is not None else None for s in sctp_roles] == ["client", "server"]
+                assert eu_create[0].get("mesh-id") == us_create[0].get("mesh-id") == "0"
+                assert {m.get("type") for m in eu_create[0].findall(f"{C2}media")} == {"audio", "video"}
+                # The relay on each side carries the endpoints behind the other one (in the create,
+                # or right after for an allocation that was still under way).
+                assert relay_endpoint_ids(eu_create[0]) == {american.endpoint_id}
+                assert mirrored_endpoints(eu_relays, "relay-us-1") == {american.endpoint_id}
+                assert mirrored_endpoints(us_relays, "relay-eu-1") == {p.endpoint_id for p in europeans}
 
-            # A source change on one side is mirrored into the relay on the other.
-            name = await american.add_source("desktop")
-            await europeans[0].wait_for(
-                lambda: any(s.name == name for s in
-                            europeans[0].remote_sources_of(american.endpoint_id).sources),
-                10, "the screen share")
+                # Each bridge's answer went to the other, setup rewritten to the receiver's role.
+                eu_answer, us_answer = eu_create[1], us_create[1]
+                assert eu_answer is not None and us_answer is not None
+                assert fingerprint_setup(eu_answer) == fingerprint_setup(us_answer) == "actpass"
+                to_eu = next(r for kind, r, _ in eu_relays if kind == "relay-update" and ufrag(r))
+                to_us = next(r for kind, r, _ in us_relays if kind == "relay-update" and ufrag(r))
+                assert to_eu.get("id") == "relay-us-1" and ufrag(to_eu) == ufrag(us_answer)
+                assert fingerprint_setup(to_eu) == "active"
+                assert to_us.get("id") == "relay-eu-1" and ufrag(to_us) == ufrag(eu_answer)
+                assert fingerprint_setup(to_us) == "passive"
 
-            async def mirrored() -> bool:
-                return any(kind == "relay-update" and r.get("id") == "relay-us-1"
-                           and name in tostring(r, encoding="unicode")
-                           for kind, r, _ in await relays_on(sims["eu"]))
-            await wait_until_async(mirrored, 10, "the screen share mirrored into the eu relay")
+                # A source change on one side is mirrored into the relay on the other.
+                name = await american.add_source("desktop")
+                await europeans[0].wait_for(
+                    lambda: any(s.name == name for s in
+                                europeans[0].remote_sources_of(american.endpoint_id).sources),
+                    10, "the screen share")
 
-            # The American leaves: the eu bridge's relay to the us bridge goes with it.
-            await american.leave()
+                async def mirrored() -> bool:
+                    return any(kind == "relay-update" and r.get("id") == "relay-us-1"
+                               and name in tostring(r, encoding="unicode")
+                               for kind, r, _ in await relays_on(sims["eu"]))
+                await wait_until_async(mirrored, 10, "the screen share mirrored into the eu relay")
 
-            async def relay_expired() -> bool:
-                return any(kind == "relay-update" and r.get("id") == "relay-us-1"
-                           and r.get("expire") == "true" for kind, r, _ in await relays_on(sims["eu"]))
-            await wait_until_async(relay_expired, 10, "the relay to the us bridge to be expired")
-            conference = next(iter(app.focus.conferences.values()))
-            await wait_until(lambda: [s.bridge.nickname for s in conference.cascade.members]
-                             == ["jvb-eu-1"], 10, "the cascade to shrink")
+                # The American leaves: the eu bridge's relay to the us bridge goes with it.
+                await american.leave()
+
+                async def relay_expired() -> bool:
+                    return any(kind == "relay-update" and r.get("id") == "relay-us-1"
+                               and r.get("expire") == "true" for kind, r, _ in await relays_on(sims["eu"]))
+                await wait_until_async(relay_expired, 10, "the relay to the us bridge to be expired")
+                conference = next(iter(app.focus.conferences.values()))
+                await wait_until(lambda: [s.bridge.nickname for s in conference.cascade.members]
+                                 == ["jvb-eu-1"], 10, "the cascade to shrink")
 
 
 async def test_losing_the_middle_bridge_of_three_keeps_the_others_linked(
     prosody: ProsodyInstance,
 ) -> None:
     room = room_of(prosody, "mesh")
-    async with regions(prosody, "eu", "us", "ap") as sims, \
-            running_focus(focus_config(prosody, CASCADE)) as app:
+    # min-participants 1: each member is invited as it joins, so the joins can be sequenced.
+    config = focus_config(prosody, {**CASCADE, "jicofo.conference.min-participants": 1})
+    async with regions(prosody, "eu", "us", "ap") as sims, running_focus(config) as app:
         await wait_bridges(app, 3)
-        async with participants(prosody, room, 1, region="eu") as (ana,), \
-                participants(prosody, room, 1, first=1, region="us") as (bo,), \
-                participants(prosody, room, 1, first=2, region="ap") as (cy,):
-            everyone = [ana, bo, cy]
-            for person in everyone:
+        async with AsyncExitStack() as stack:
+            # One after the other, so the bridges join the conference in the order eu, us, ap.
+            everyone = []
+            for n, region in enumerate(("eu", "us", "ap")):
+                (person,) = await stack.enter_async_context(
+                    participants(prosody, room, 1, first=n, region=region))
                 await person.wait_for_session(10)
+                everyone.append(person)
+            ana, bo, cy = everyone
             conference = next(iter(app.focus.conferences.values()))
             await wait_until(lambda: len(conference.cascade.members) == 3, 10, "three bridges")
             # Full mesh: every bridge has a relay to each of the two others.

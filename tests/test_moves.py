@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from jicofo.http.client import post_json
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.waiting import wait_until_async
 
@@ -86,4 +87,29 @@ async def test_replace_transport_keeps_the_session_and_the_sources(prosody: Pros
             log = [e for e in await bridge_log(stack.bridges) if moved.endpoint_id in e["request"]]
             second = [e for e in log if e["kind"] == "allocate"][1]
             assert "<sources" in second["request"] and "ssrc=" in second["request"]
+            no_errors([ana, bo])
+
+
+async def test_replace_transport_that_cannot_allocate_falls_back_to_a_new_session(
+    prosody: ProsodyInstance,
+) -> None:
+    async with rest_stack(prosody, {"jicofo.conference.reinvite-method": "ReplaceTransport"}) as stack:
+        await stack.wait_healthy()
+        room = stack.room("move-refused")
+        async with participants(prosody, room, 2, apply_transport_replace=True) as (ana, bo):
+            first = await ana.wait_for_session(10)
+            await bo.wait_for_session(10)
+            # The bridge refuses the next allocation (the new endpoint for the move) once.
+            nick = stack.bridges.bridges[0].nickname
+            await post_json("127.0.0.1", stack.bridges.http_port, f"/bridges/{nick}/faults",
+                            {"error": {"condition": "bad-request", "kinds": ["allocate"], "count": 1}})
+            status, _, body = await stack.call(
+                "GET", f"/move-endpoints/move-endpoint?conference={room}&endpoint={ana.endpoint_id}")
+            assert status == 200 and json.loads(body)["movedEndpoints"] == 1
+            # No transport to replace with: the session is ended and a new one offered.
+            again = await ana.wait_for_session(10, other_than=first.sid)
+            assert any(e.sid == first.sid for e in ana.events_of("session-terminate", "in"))
+            assert not ana.events_of("transport-replace", "in")
+            await bo.wait_for_remote_sources(ana.endpoint_id, 10)
+            assert again.sid != first.sid
             no_errors([ana, bo])

@@ -384,9 +384,10 @@ class Participant:
         self.colibri = None
         self.allocation = None
         if not await self._allocate(session.options):
-            session.state = SessionState.ENDED
-            self._old_sids.append(session.sid)
-            self.session = None
+            # No new transport to give: end the session properly and invite again from scratch
+            # (that waits for a bridge if none can be used now).
+            await self.terminate("success", "moving", send=True, keep_invited=True)
+            self.post(Invite(f"{reason}; the transport could not be replaced"))
             return
         await self._send_offer(session.options, session.sid, reason, Action.TRANSPORT_REPLACE)
 
