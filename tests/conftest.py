@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
+import io
+import logging
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
+from jicofo.logs import PACKET_LOGGER, configure_logging
 from jicofo.testing.prosody import (
     ProsodyInstance,
     missing_prosody_message,
@@ -56,3 +59,20 @@ def pytest_runtest_makereport(
     if report.failed and _LOG_TAIL in item.stash:
         report.sections.append(("prosody log", item.stash[_LOG_TAIL]))
     return report
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the logging setup back after a test that configures logging."""
+    root = logging.getLogger()
+    packets = logging.getLogger(PACKET_LOGGER)
+    saved = (list(root.handlers), root.level, packets.level, packets.propagate)
+    yield
+    configure_logging("WARNING", stream=io.StringIO())  # closes what the test installed
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+    packets.setLevel(saved[2])
+    packets.propagate = saved[3]

@@ -7,14 +7,12 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
 from jicofo.logs import (
-    PACKET_LOGGER,
     configure_logging,
     current_context,
     log_context,
@@ -24,21 +22,7 @@ from jicofo.logs import (
     reopen_on_sighup,
 )
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    packets = logging.getLogger(PACKET_LOGGER)
-    saved = (list(root.handlers), root.level, packets.level, packets.propagate)
-    yield
-    configure_logging("WARNING", stream=io.StringIO())  # closes what the test installed
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
-    packets.setLevel(saved[2])
-    packets.propagate = saved[3]
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_text_lines_carry_the_context_as_upstream_tags() -> None:

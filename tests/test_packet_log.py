@@ -6,33 +6,17 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
-from collections.abc import Iterator
 
 import pytest
 
 import jicofo.xmpp.connection as connection_module
-from jicofo.logs import PACKET_LOGGER, configure_logging
+from jicofo.logs import configure_logging
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmpp.xml import element
 
 from .xmpp_helpers import connected, settings_for
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    packets = logging.getLogger(PACKET_LOGGER)
-    saved = (list(root.handlers), root.level, packets.level, packets.propagate)
-    yield
-    configure_logging("WARNING", stream=io.StringIO())  # closes what the test installed
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
-    packets.setLevel(saved[2])
-    packets.propagate = saved[3]
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def _packets(text: str, name: str, direction: str) -> list[str]:
