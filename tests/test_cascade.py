@@ -291,3 +291,23 @@ async def test_losing_the_middle_bridge_of_three_keeps_the_others_linked(
                 assert sum(1 for k, r, _ in relays if k == "relay-create" and r.get("id") == other) == 1
                 assert not any(r.get("id") == other and r.get("expire") == "true" for _, r, _ in relays)
             no_errors([ana, cy])
+
+
+async def test_without_relay_ids_a_conference_stays_on_one_bridge(prosody: ProsodyInstance) -> None:
+    """Octo on and region-based selection, but the bridges publish no relay id: as upstream, the
+    conference is not split (its later members join its bridge, whatever their region)."""
+    room = room_of(prosody, "norelay")
+    async with AsyncExitStack() as stack:
+        sims = {region: await stack.enter_async_context(simulated_bridges(
+            prosody, 1, "--region", region, prefix=f"jvb-{region}-")) for region in ("eu", "us")}
+        app = await stack.enter_async_context(running_focus(focus_config(prosody, CASCADE)))
+        await wait_bridges(app, 2)
+        async with participants(prosody, room, 2, region="eu") as europeans:
+            for person in europeans:
+                await person.wait_for_session(10)
+            async with participants(prosody, room, 1, first=2, region="us") as (american,):
+                await american.wait_for_session(10)
+                await american.wait_for_remote_sources(europeans[0].endpoint_id, 10)
+                assert await on_bridge(american, sims["eu"]) and not await on_bridge(american, sims["us"])
+                assert await relays_on(sims["eu"]) == [] and await relays_on(sims["us"]) == []
+                no_errors([*europeans, american])
