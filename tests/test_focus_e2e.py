@@ -161,7 +161,11 @@ async def test_a_bridge_that_leaves_has_its_participants_moved(prosody: ProsodyI
             first = [await p.wait_for_session(10) for p in people]
             conference = app.focus.conferences[JID.parse(room)]
             (used,) = conference.colibri_sessions
+            for person in people:
+                other = next(p for p in people if p is not person)
+                await person.wait_for_remote_sources(other.endpoint_id, 10)
             left_at = time.time()
+            since = {person.endpoint_id: person.last_seq for person in people}
             await post_json("127.0.0.1", sims.http_port, f"/bridges/{used.nickname}/leave", {})
             for person, session in zip(people, first, strict=True):
                 moved = await person.wait_for_session(15, other_than=session.sid)
@@ -172,6 +176,12 @@ async def test_a_bridge_that_leaves_has_its_participants_moved(prosody: ProsodyI
             for person in people:
                 other = next(p for p in people if p is not person)
                 await person.wait_for_remote_sources(other.endpoint_id, 10)
+            # Everyone moved together: the new offers carry the sources, and nobody is sent a
+            # source-remove for a member that moves with it.
+            for person in people:
+                removes = [e for e in person.events_of("source-remove", "in")
+                           if e.seq > since[person.endpoint_id]]
+                assert removes == [], (person.endpoint_id, removes)
             # No participant was allocated on the departed bridge after it left. (An update
             # already on its way when the bridge left may still arrive; that is not a new use.)
             gone = await bridge_log(sims, used.nickname)

@@ -29,6 +29,7 @@ from jicofo.bridge.brewery import (
 )
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
 from jicofo.bridge.selector import RecentAdditions
+from jicofo.config.model import ReinviteMethod
 from jicofo.logs import log_context
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
 from jicofo.xmlns.presence_ext import (
@@ -537,9 +538,14 @@ class Conference:
     def _move_off(self, session: ColibriSession, reason: str, *, cancel: bool,
                   extra: str | None = None) -> None:
         moved = self._forget_session(session, cancel=cancel)
+        restart = self.services.config.conference.reinvite_method is ReinviteMethod.RESTART_JINGLE
         for participant in moved:
             participant.colibri = None
             participant.moving = True
+            if restart:
+                # Their sessions end: drop their sources now, all at once, so that no new offer
+                # to one of them still carries another's old sources (and then a source-remove).
+                self.remove_sources(participant, participant.sources)
         log.warning("conference %s: %s; re-inviting %d participant(s)", self.room_jid, reason,
                     len(moved))
         for participant in moved:
