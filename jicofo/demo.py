@@ -1,10 +1,12 @@
 """The local demonstration stack: `python -m jicofo.demo` (behind `bash contrib/dev.sh demo`).
 
 A throw-away Prosody with a Jitsi-like layout, our focus (in this process), simulated bridges in
-the brewery, and simulated lib-jitsi-meet participants in a few conferences: each gets an offer
-on a bridge, accepts it and sees the others' sources; one shares its screen; one bridge then
-leaves and its participants move to another; everyone leaves and the bridges are released. Each
-step prints one line; the run is bounded in time.
+two regions (eu and us) in the brewery, and simulated lib-jitsi-meet participants in a few
+conferences: each gets an offer on a bridge of its region, accepts it and sees the others'
+sources; the last conference has a member in the us region, so it spans two bridges linked by
+Colibri2 relays (a cascade); one participant shares its screen; one bridge then leaves and its
+participants move to another; everyone leaves and the bridges are released. Each step prints one
+line; the run is bounded in time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import logging
 import sys
 import time
+from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
@@ -20,7 +23,7 @@ import trio
 from jicofo.http.client import get_json, post_json
 from jicofo.sim.participant import ParticipantOptions, SimulatedParticipant
 from jicofo.testing.prosody import start_prosody
-from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
+from jicofo.testing.stack import Bridges, focus_config, running_focus, simulated_bridges
 from jicofo.testing.waiting import wait_until
 from jicofo.xmpp.settings import ClientSettings, Timeouts, TlsMode
 
@@ -33,14 +36,29 @@ class Printer:
         print(f"[{time.monotonic() - self.t0:7.3f}s] {what}", flush=True)
 
 
+# Region-based selection with cascades, so that a conference with members in two regions spans
+# two bridges linked by relays.
+DEMO_CONFIG = {
+    "jicofo.octo.enabled": True,
+    "jicofo.bridge.selection-strategy": "RegionBasedBridgeSelectionStrategy",
+}
+
+
 async def run_demo(conferences: int, people: int, bridges: int, hold: float) -> None:
     say = Printer()
     async with start_prosody() as prosody:
         say(f"prosody up: c2s {prosody.ip}:{prosody.c2s_port}, websocket {prosody.websocket_url}")
-        async with simulated_bridges(prosody, bridges) as sims:
-            say(f"{bridges} simulated bridge(s) in {prosody.brewery_jid}; control API on "
-                f"http://127.0.0.1:{sims.http_port}/")
-            async with running_focus(focus_config(prosody)) as app:
+        in_us = bridges // 2
+        async with AsyncExitStack() as stack:
+            regions: dict[str, Bridges] = {}
+            for region, count in (("eu", bridges - in_us), ("us", in_us)):
+                if count:
+                    regions[region] = sims = await stack.enter_async_context(simulated_bridges(
+                        prosody, count, "--region", region, "--relay-id", f"relay-{region}",
+                        prefix=f"jvb-{region}-"))
+                    say(f"{count} simulated bridge(s) in region {region} in {prosody.brewery_jid}; "
+                        f"control API on http://127.0.0.1:{sims.http_port}/")
+            async with running_focus(focus_config(prosody, DEMO_CONFIG)) as app:
                 say(f"focus up as {app.client.jid}; component {app.config.xmpp.component.jid} "
                     "takes conference requests")
                 await wait_until(lambda: app.brewery is not None
@@ -48,14 +66,14 @@ async def run_demo(conferences: int, people: int, bridges: int, hold: float) -> 
                 say("focus sees bridges: " + ", ".join(
                     f"{b.nickname} (stress {b.stress:.2f}, region {b.region or '-'})"
                     for b in app.brewery.operational_bridges()))
-                await _calls(prosody, app, sims, say, conferences, people, hold)
+                await _calls(prosody, app, regions, say, conferences, people, hold)
             say("focus stopped: rooms left, endpoints expired")
         say("bridges stopped")
     say("prosody stopped, temp dir removed")
 
 
-async def _calls(prosody: Any, app: Any, sims: Any, say: Printer, conferences: int, people: int,
-                 hold: float) -> None:
+async def _calls(prosody: Any, app: Any, regions: dict[str, Bridges], say: Printer, conferences: int,
+                 people: int, hold: float) -> None:
     everyone: list[tuple[str, SimulatedParticipant]] = []
     async with trio.open_nursery() as nursery:
         for c in range(conferences):
@@ -68,13 +86,17 @@ async def _calls(prosody: Any, app: Any, sims: Any, say: Printer, conferences: i
                     websocket_url=prosody.websocket_url if n % 2 else None,
                     timeouts=Timeouts(ping_interval=0),
                 )
+                # The last member of the last conference is in the us region (when it has bridges).
+                region = "us" if "us" in regions and c == conferences - 1 and n == people - 1 \
+                    else "eu"
                 person = SimulatedParticipant(ParticipantOptions(
                     xmpp=settings, room=room, nick=f"{c:02x}{n:02x}beef", json_sources=n % 2 == 0,
+                    region=region,
                 ))
                 t0 = trio.current_time()
                 await nursery.start(person.run)
                 everyone.append((room, person))
-                say(f"{person.endpoint_id} joined {room} "
+                say(f"{person.endpoint_id} ({region}) joined {room} "
                     f"({'WebSocket' if n % 2 else 'TCP'}; conference ready in "
                     f"{(trio.current_time() - t0) * 1000:.0f} ms)")
         for _room, person in everyone:
@@ -86,6 +108,16 @@ async def _calls(prosody: Any, app: Any, sims: Any, say: Printer, conferences: i
                 if other_room == room and other is not person:
                     await person.wait_for_remote_sources(other.endpoint_id, 15)
         say("every participant sees the sources of everyone else in its conference")
+        for conference in app.focus.conferences.values():
+            members = conference.cascade.members
+            if len(members) > 1:
+                names = " and ".join(m.bridge.nickname for m in members)
+                relays = 0
+                for sims in regions.values():
+                    log = await get_json("127.0.0.1", sims.http_port, "/requests")
+                    relays += sum(1 for e in log if e["kind"] == "relay-create")  # type: ignore[union-attr]
+                say(f"{conference.room_jid} spans {names}: a cascade, {relays} relay(s) created and "
+                    "their transports exchanged")
 
         sharer = everyone[0][1]
         watcher = next(p for r, p in everyone if r == everyone[0][0] and p is not sharer)
@@ -97,10 +129,11 @@ async def _calls(prosody: Any, app: Any, sims: Any, say: Printer, conferences: i
         await sharer.remove_source(name)
 
         conference = next(iter(app.focus.conferences.values()))
-        if len(sims.bridges) > 1 and conference.colibri_sessions:
+        if sum(len(sims.bridges) for sims in regions.values()) > 1 and conference.colibri_sessions:
             (bridge,) = list(conference.colibri_sessions)[:1]
             movers = [p for r, p in everyone if str(conference.room_jid) == r]
             sids = {p.endpoint_id: p.session.sid for p in movers if p.session}
+            sims = next(g for g in regions.values() if any(b.nickname == bridge.nickname for b in g.bridges))
             await post_json("127.0.0.1", sims.http_port, f"/bridges/{bridge.nickname}/leave", {})
             say(f"bridge {bridge.nickname} leaves the brewery")
             for person in movers:
@@ -114,12 +147,14 @@ async def _calls(prosody: Any, app: Any, sims: Any, say: Printer, conferences: i
             await person.leave()
         say(f"everyone left; deviations seen by the participants: {errors}")
         await wait_until(lambda: not app.focus.conferences, 10, "the conferences to end")
-        log = await get_json("127.0.0.1", sims.http_port, "/requests")
-        kinds: dict[str, int] = {}
-        for entry in log:  # type: ignore[union-attr]
-            kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
-        say("colibri2 requests jvb-sim-1 received: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        for sims in regions.values():
+            for bridge in sims.bridges:
+                log = await get_json("127.0.0.1", sims.http_port, f"/bridges/{bridge.nickname}/requests")
+                kinds: dict[str, int] = {}
+                for entry in log:  # type: ignore[union-attr]
+                    kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+                say(f"colibri2 requests {bridge.nickname} received: "
+                    + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))
         nursery.cancel_scope.cancel()
 
 
