@@ -12,9 +12,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any
 from xml.etree.ElementTree import Element, tostring
 
+import trio
 from defusedxml.ElementTree import fromstring
 
 from jicofo.conference.cascade import forwarded_relay_transport
+from jicofo.http.client import post_json
 from jicofo.sim.participant import SimulatedParticipant
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.stack import Bridges, focus_config, running_focus, simulated_bridges
@@ -311,3 +313,37 @@ async def test_without_relay_ids_a_conference_stays_on_one_bridge(prosody: Proso
                 assert await on_bridge(american, sims["eu"]) and not await on_bridge(american, sims["us"])
                 assert await relays_on(sims["eu"]) == [] and await relays_on(sims["us"]) == []
                 no_errors([*europeans, american])
+
+
+async def test_a_bridge_refusing_its_relay_is_dropped_and_its_members_moved(
+    prosody: ProsodyInstance,
+) -> None:
+    """§2.10: an error to a relay create fails the whole session on that bridge; its members are
+    re-invited on a bridge that works, and the conference is whole again."""
+    room = room_of(prosody, "refused")
+    async with regions(prosody, "eu", "us") as sims, \
+            running_focus(focus_config(prosody, CASCADE)) as app:
+        await wait_bridges(app, 2)
+        us_nick = sims["us"].bridges[0].nickname
+        await post_json("127.0.0.1", sims["us"].http_port, f"/bridges/{us_nick}/faults",
+                        {"error": {"condition": "internal-server-error", "kinds": ["relay-create"],
+                                   "count": 1}})
+        async with participants(prosody, room, 2, region="eu") as europeans:
+            for person in europeans:
+                await person.wait_for_session(10)
+            async with participants(prosody, room, 1, first=2, region="us") as (american,):
+                conference = next(iter(app.focus.conferences.values()))
+                # Offered on the us bridge first, then moved to the eu bridge.
+                await wait_until(lambda: american.endpoint_id in conference.participants
+                                 and conference.participants[american.endpoint_id].colibri is not None
+                                 and conference.participants[american.endpoint_id].colibri.bridge.nickname
+                                 == "jvb-eu-1", 15, "the American on the eu bridge")
+                await american.wait_for_remote_sources(europeans[0].endpoint_id, 10)
+                for person in europeans:
+                    await person.wait_for_remote_sources(american.endpoint_id, 10)
+                assert await on_bridge(american, sims["us"]) and await on_bridge(american, sims["eu"])
+                assert [s.bridge.nickname for s in conference.cascade.members] == ["jvb-eu-1"]
+                # The refusing bridge is marked non-operational (§2.10: any other error).
+                assert app.brewery is not None
+                us_bridge = next(b for b in app.brewery.bridges.values() if b.nickname == us_nick)
+                assert not us_bridge.is_operational(trio.current_time())
