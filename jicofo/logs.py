@@ -238,7 +238,9 @@ _ELEMENT_RE = re.compile(
     rf"(<(?:[\w.-]+:)?({_SECRET_ELEMENTS})(?:\s[^>]*)?(?<!/)>)(.*?)(</(?:[\w.-]+:)?\2\s*>)",
     re.DOTALL,
 )
-_ATTRIBUTE_RE = re.compile(r"""(\s(?:password|token|secret)\s*=\s*)(["'])(.*?)\2""", re.DOTALL)
+_ATTRIBUTE_RE = re.compile(r"""(\s(?:password|token|secret|pwd)\s*=\s*)(["'])(.*?)\2""", re.DOTALL)
+# The password in a bridge's web-socket URL (colibri-ws / colibri-relay-ws ...?pwd=...).
+_URL_PWD_RE = re.compile(r"""([?&](?:amp;)?pwd=)[^&"'<\s]*""")
 _PROPERTY_RE = re.compile(
     r"""(<(?:[\w.-]+:)?property\b[^>]*\bname\s*=\s*(["'])(?:password|token)\2[^>]*\bvalue\s*=\s*)"""
     r"""(["'])(.*?)\3""",
@@ -250,12 +252,15 @@ REDACTED = "[redacted]"
 def redact(xml_text: str) -> str:
     """Take secrets out of serialized XML before it is logged: the payloads of SASL `<auth>`,
     `<response>`, `<challenge>` and `<success>`, the XEP-0114 `<handshake>` digest, any
-    `<password>` element, and `password` / `token` / `secret` attributes (a conference request's
-    JWT is one). Element names and everything else stay, so the log still shows what happened."""
+    `<password>` element, `password` / `token` / `secret` attributes (a conference request's
+    JWT is one), ICE `pwd` attributes and the `pwd` of web-socket URLs (they let anyone connect
+    to the bridge as that endpoint). Element names and everything else stay, so the log still
+    shows what happened."""
     text = _ELEMENT_RE.sub(
         lambda m: f"{m.group(1)}{REDACTED}{m.group(4)}" if m.group(3) else m.group(0), xml_text
     )
     text = _ATTRIBUTE_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    text = _URL_PWD_RE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _PROPERTY_RE.sub(lambda m: f"{m.group(1)}{m.group(3)}{REDACTED}{m.group(3)}", text)
 
 

@@ -347,3 +347,36 @@ async def test_a_bridge_refusing_its_relay_is_dropped_and_its_members_moved(
                 assert app.brewery is not None
                 us_bridge = next(b for b in app.brewery.bridges.values() if b.nickname == us_nick)
                 assert not us_bridge.is_operational(trio.current_time())
+
+
+async def test_the_last_member_on_a_bridge_leaving_expires_the_conference_there_and_can_come_back(
+    prosody: ProsodyInstance,
+) -> None:
+    """The bridge a conference no longer uses gets the conference expire (after the endpoint
+    expire), so a member of that region joining again gets a fresh conference there."""
+    room = room_of(prosody, "comeback")
+    async with regions(prosody, "eu", "us") as sims, \
+            running_focus(focus_config(prosody, CASCADE)) as app:
+        await wait_bridges(app, 2)
+        async with participants(prosody, room, 2, region="eu") as europeans:
+            for person in europeans:
+                await person.wait_for_session(10)
+            async with participants(prosody, room, 1, first=2, region="us") as (american,):
+                await american.wait_for_session(10)
+                await american.leave()
+
+            async def expired_on_us() -> bool:
+                log = await bridge_log(sims["us"])
+                return any(e["kind"] == "expire" and "<endpoint" not in e["request"] for e in log)
+            await wait_until_async(expired_on_us, 10, "the conference expire on the us bridge")
+
+            async with participants(prosody, room, 1, first=3, region="us") as (again,):
+                await again.wait_for_session(10)
+                await again.wait_for_remote_sources(europeans[0].endpoint_id, 10)
+                await europeans[0].wait_for_remote_sources(again.endpoint_id, 10)
+                log = await bridge_log(sims["us"])
+                # Two conference creates there: the first one's conference was expired between.
+                creates = [e for e in log if fromstring(e["request"]).get("create") == "true"]
+                assert len(creates) == 2, [e["request"][:120] for e in creates]
+                assert all(e.get("error") is None for e in log), [e for e in log if e.get("error")]
+                no_errors([*europeans, again])

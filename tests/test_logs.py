@@ -116,6 +116,10 @@ SASL_AUTH = ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
         ("<conference xmlns='http://jitsi.org/protocol/focus' room='r@c' token=\"eyJhbGciOi.x.y\"/>",
          "eyJhbGciOi", "room='r@c'"),
         ("<property name='password' value='s3cret'/>", "s3cret", "name='password'"),
+        ("<transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='u1' pwd='icepw123'/>",
+         "icepw123", "ufrag='u1'"),
+        ("<web-socket xmlns='http://jitsi.org/protocol/colibri' "
+         "url='wss://b.example/colibri-ws/j1/c1/e1?pwd=wspw456'/>", "wspw456", "/colibri-ws/j1/c1/e1?pwd="),
     ],
 )
 def test_redaction_takes_secrets_out_and_keeps_the_rest(xml: str, secret: str, kept: str) -> None:

@@ -36,6 +36,7 @@ from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
+_IGNORED_TIMEOUTS = frozenset({"update", "expire", "relay-update", "relay-transport", "relay-expire"})
 
 
 class ColibriFailure(Exception):
@@ -47,12 +48,18 @@ class ColibriFailure(Exception):
         mark_bridge: str | None = None,
         unknown_endpoint: bool = False,
         endpoint_id: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(text)
+        self.reason = reason  # the Colibri2 error reason, when the bridge gave one
         self.session_lost = session_lost
         self.mark_bridge = mark_bridge
         self.unknown_endpoint = unknown_endpoint
         self.endpoint_id = endpoint_id
+
+
+def _conference_exists(failure: ColibriFailure) -> bool:
+    return failure.reason == "conference_already_exists"
 
 
 def classify_error(err: StanzaError, *, allocation: bool) -> ColibriFailure:
@@ -69,7 +76,7 @@ def classify_error(err: StanzaError, *, allocation: bool) -> ColibriFailure:
             return ColibriFailure(text, session_lost=False, unknown_endpoint=True)
         return ColibriFailure(text, session_lost=reason == "conference_not_found" or not allocation)
     if condition == "conflict":
-        return ColibriFailure(text, session_lost=True)
+        return ColibriFailure(text, session_lost=True, reason=reason)
     if condition == "service-unavailable" and reason == "graceful_shutdown":
         return ColibriFailure(text, session_lost=True, mark_bridge="graceful")
     return ColibriFailure(text, session_lost=True, mark_bridge="failed")
@@ -153,6 +160,8 @@ class ColibriSession:
         self._created = False  # a create was sent (the first allocation carries it)
         self._expired = False
         self._ended = False  # the task is over: nothing more will be sent
+        self.retired = False  # the conference no longer uses this session
+        self.finished = trio.Event()  # the task is over
         self._send, self._queue = trio.open_memory_channel[_Request](QUEUE_SIZE)
 
     def __repr__(self) -> str:
@@ -168,11 +177,12 @@ class ColibriSession:
         task_status.started()
         request: _Request | None = None
         try:
+            # Ends when the queue is closed (expire_when_idle) and drained, so the conference
+            # expire queued last still goes out.
             async for request in self._queue:
                 await self._process(request)
-                if self._expired:
-                    return
         finally:
+            self.finished.set()
             self._abandon(request)
 
     def _abandon(self, in_flight: _Request | None) -> None:
@@ -206,8 +216,13 @@ class ColibriSession:
                 raise ColibriFailure(f"malformed conference-modified: {exc}", session_lost=False,
                                      mark_bridge="failed") from None
         except IQTimeout:
-            request.error = ColibriFailure(f"{request.kind} timed out", session_lost=True,
-                                           mark_bridge="failed")
+            if request.done is None and request.kind in _IGNORED_TIMEOUTS:
+                # §2.10: an update, relay update or expire that times out is logged and ignored
+                # (the health checks judge the bridge); a relay create that times out is not.
+                request.error = ColibriFailure(f"{request.kind} timed out", session_lost=False)
+            else:
+                request.error = ColibriFailure(f"{request.kind} timed out", session_lost=True,
+                                               mark_bridge="failed")
         except NotConnected as exc:
             request.error = ColibriFailure(f"{request.kind} not sent: {exc}", session_lost=False)
         except StanzaError as err:
@@ -284,11 +299,22 @@ class ColibriSession:
         try:
             await request.done.wait()  # type: ignore[union-attr]
         except trio.Cancelled:
-            self.endpoints.discard(endpoint.endpoint_id)
+            # The member is gone, but the request may already be on its way: expire the endpoint
+            # behind it (the queue keeps the order).
+            if endpoint.endpoint_id in self.endpoints:
+                self.endpoints.discard(endpoint.endpoint_id)
+                self._enqueue(_Request(c2.ConferenceModify(
+                    meeting_id=self.meeting_id,
+                    endpoints=(c2.Endpoint(id=endpoint.endpoint_id, expire=True),)), "expire"))
             raise
+        if request.error is None and (self._ended or self.retired):
+            # Answered, but the conference dropped this session meanwhile: nothing may join it.
+            request.error = ColibriFailure("the bridge session has ended", session_lost=True)
         if request.error is not None:
             self.endpoints.discard(endpoint.endpoint_id)
-            if create and not self._ended:  # an abandoned create may have reached the bridge
+            if create and not self._ended and not _conference_exists(request.error):
+                # (an abandoned create may have reached the bridge; one refused because the
+                # conference already exists there leaves one to expire)
                 self._created = False
             raise request.error
         assert request.result is not None

@@ -94,6 +94,8 @@ class Conference:
         self.sources = ConferenceSourceMap()
         self.colibri_sessions: dict[Bridge, ColibriSession] = {}
         self._colibri_scopes: dict[ColibriSession, trio.CancelScope] = {}
+        # Bridges whose previous session for this conference is still expiring it there.
+        self._retiring: dict[Bridge, trio.Event] = {}
         self._recently_added = RecentAdditions(services.config.bridge.max_bridge_participants_interval)
         self.cascade = Cascade(
             room=str(self.room_jid), medias=self._relay_medias,
@@ -440,6 +442,14 @@ class Conference:
         self._set_bridge_not_available(False)
         session = self.colibri_sessions.get(bridge)
         if session is None:
+            retiring = self._retiring.pop(bridge, None)
+            if retiring is not None and not retiring.is_set():
+                # The previous session there is still expiring the conference: a new create
+                # sent before that would be refused (conference_already_exists).
+                with trio.move_on_after(services.colibri_timeout):
+                    await retiring.wait()
+                session = self.colibri_sessions.get(bridge)  # someone else may have made it
+        if session is None:
             session = ColibriSession(
                 services.colibri_client, bridge, meeting_id=self.meeting_id or str(uuid.uuid4()),
                 room_name=str(self.room_jid), timeout=services.colibri_timeout,
@@ -498,12 +508,18 @@ class Conference:
         self._forget_session(session, cancel=False)
 
     def _forget_session(self, session: ColibriSession, *, cancel: bool) -> list[Participant]:
+        """Stop using `session`. With `cancel` its task is cancelled (its requests in flight
+        end) and the conference expire is sent beside it; otherwise the expire queued last goes
+        out when the task has drained its queue."""
         if self.colibri_sessions.get(session.bridge) is session:
             del self.colibri_sessions[session.bridge]
+        session.retired = True
         self.cascade.leave(session)
         scope = self._colibri_scopes.pop(session, None)
         if cancel and scope is not None:
             scope.cancel()
+        if not cancel:
+            self._retiring[session.bridge] = session.finished
         moved = [p for p in self.participants.values() if p.colibri is session]
         self._presence_changed()
         return moved
@@ -511,6 +527,14 @@ class Conference:
     def colibri_failed(self, session: ColibriSession, failure: ColibriFailure,
                        endpoint_id: str | None = None) -> None:
         """A Colibri2 request failed (focus-behaviour.md §2.10). Decide what moves."""
+        if session.retired:
+            # Already dropped (and its participants moved): only a member whose allocation
+            # was lost with it still needs an invite.
+            if endpoint_id in self.participants:
+                participant = self.participants[endpoint_id]
+                if not participant.has_media_session:
+                    participant.post(Invite(f"bridge {session.bridge.nickname} was dropped"))
+            return
         self.stats.bridge_allocation_failures += 1
         if failure.mark_bridge is not None:
             self._mark_bridge(session.bridge, failure.mark_bridge, str(failure))
@@ -550,22 +574,28 @@ class Conference:
                     len(moved))
         for participant in moved:
             self.stats.participants_moved += 1
-            participant.post(Reinvite(reason))
+            if not participant.post(Reinvite(reason)):
+                participant.moving = False
         if extra is not None and extra in self.participants:
             participant = self.participants[extra]
             if participant not in moved and not participant.has_media_session:
                 participant.post(Invite(reason))
         if cancel and self._nursery is not None:
-            self._nursery.start_soon(self._expire_quietly, session)
+            expired = trio.Event()
+            self._retiring[session.bridge] = expired
+            self._nursery.start_soon(self._expire_quietly, session, expired)
 
-    async def _expire_quietly(self, session: ColibriSession) -> None:
+    async def _expire_quietly(self, session: ColibriSession, expired: trio.Event) -> None:
         """Best effort: tell a failed bridge to drop the conference (it may be gone)."""
-        with trio.move_on_after(self.services.colibri_timeout):
-            try:
-                await session.expire_conference()
-            except (XMPPError, ColibriFailure) as exc:
-                log.info("conference %s: expire on %s failed: %s", self.room_jid,
-                         session.bridge.nickname, exc)
+        try:
+            with trio.move_on_after(self.services.colibri_timeout):
+                try:
+                    await session.expire_conference()
+                except (XMPPError, ColibriFailure) as exc:
+                    log.info("conference %s: expire on %s failed: %s", self.room_jid,
+                             session.bridge.nickname, exc)
+        finally:
+            expired.set()
 
     def bridge_event(self, event: BridgeEvent) -> None:
         """From the brewery (synchronous): move participants off bridges that went away, invite

@@ -288,8 +288,14 @@ class Participant:
             log.warning("%s: allocation on %s failed: %s", self, colibri.bridge.nickname, exc)
             conference.colibri_failed(colibri, exc, self.endpoint_id)
             return False
+        except trio.Cancelled:
+            # The member left while its endpoint was being allocated (the session expires it):
+            # the last one out of a bridge releases that bridge.
+            conference.endpoint_released(self, colibri)
+            raise
         if self.cancel_scope.cancel_called or not conference.has_member(self.endpoint_id):
             colibri.expire_endpoint(self.endpoint_id)
+            conference.endpoint_released(self, colibri)
             return False
         self.colibri = colibri
         self.allocation = allocation
@@ -342,6 +348,10 @@ class Participant:
             log.warning("%s: %s refused: %s", self, action, exc)
             await self.terminate("general-error", "jingle session failed", send=True)
             self.invited = False
+            if replacing:
+                # A move must not strand the member: offer a new session instead (a refused
+                # session-initiate is not retried, as upstream).
+                self.post(Invite(f"{reason}; transport-replace refused"))
 
     def _desired_sources(self, options: OfferOptions | None = None) -> ConferenceSourceMap:
         """What this member should know: the bridge's feedback sources and the others' sources,

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import trio
+
 from jicofo.config.model import JicofoConfig
 from jicofo.stats import FocusStats
 from jicofo.xmpp.client import BaseXMPPConnection
@@ -52,6 +54,8 @@ class ConferenceServices:
     def brewery_note_restart(self, bridge: Bridge) -> None:
         """A client on `bridge` asked for a restart or reported ICE failure (for the per-bridge
         ICE-failure detection, when enabled)."""
-        if bridge.endpoint_requested_restart():
+        now = trio.current_time()
+        was_failing = bridge.failing_ice(now)
+        if bridge.endpoint_requested_restart(now) and not was_failing:
             log.warning("bridge %s is failing ICE: too many of its endpoints failed or restarted",
                         bridge.nickname)
