@@ -1,9 +1,10 @@
 """One conference's Colibri2 session with one bridge.
 
 A `ColibriSession` owns a FIFO of requests for its (conference, bridge) pair and one task that
-sends them one at a time, each waiting for its answer under the configured deadline, so the
-bridge sees this conference's requests in order (and never two in flight: simpler to reason about,
-and one round trip on loopback or in a data centre is small next to the signalling it carries).
+sends them in order, without waiting for the previous answer (up to `MAX_IN_FLIGHT` unanswered),
+each answer awaited under the configured deadline. The bridge sees this conference's requests in
+order and handles them in order; a burst (a whole conference moving onto the bridge) costs about
+one round trip instead of one per request.
 Allocations are awaited by the participant that asked; updates and expiries are fire-and-forget,
 their failures reported to the conference through `on_failure`.
 
@@ -36,6 +37,10 @@ from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
+# Requests of one conference to one bridge sent before the first of them is answered. They go
+# out in order on one XMPP connection and the bridge handles a conference's requests in order
+# (upstream sends without waiting at all); the window only bounds what a slow bridge can owe us.
+MAX_IN_FLIGHT = 16
 _IGNORED_TIMEOUTS = frozenset({"update", "expire", "relay-update", "relay-transport", "relay-expire"})
 
 
@@ -101,7 +106,7 @@ class Allocation:
     feedback_sources: EndpointSourceSet
 
 
-@dataclass
+@dataclass(eq=False)  # identity: requests are kept in a set while in flight
 class _Request:
     payload: c2.ConferenceModify
     kind: str
@@ -161,6 +166,8 @@ class ColibriSession:
         self._expired = False
         self._ended = False  # the task is over: nothing more will be sent
         self.retired = False  # the conference no longer uses this session
+        self._window = trio.Semaphore(MAX_IN_FLIGHT)
+        self._in_flight: set[_Request] = set()
         self.finished = trio.Event()  # the task is over
         self._send, self._queue = trio.open_memory_channel[_Request](QUEUE_SIZE)
 
@@ -175,23 +182,46 @@ class ColibriSession:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        request: _Request | None = None
         try:
-            # Ends when the queue is closed (expire_when_idle) and drained, so the conference
-            # expire queued last still goes out.
-            async for request in self._queue:
-                await self._process(request)
+            async with trio.open_nursery() as nursery:
+                # Ends when the queue is closed (expire_when_idle) and drained, and the requests
+                # in flight are answered, so the conference expire queued last still goes out.
+                async for request in self._queue:
+                    await self._window.acquire()
+                    self._in_flight.add(request)
+                    await nursery.start(self._send_and_process, request)
         finally:
             self.finished.set()
-            self._abandon(request)
+            self._abandon()
 
-    def _abandon(self, in_flight: _Request | None) -> None:
+    async def _send_and_process(
+        self, request: _Request, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Send one request, report `started` as soon as it is written (so the next one goes
+        out behind it, in order), then wait for its answer."""
+        started = False
+
+        def sent() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        try:
+            await self._process(request, sent)
+            self._in_flight.discard(request)
+        finally:
+            self._window.release()
+            sent()
+
+    def _abandon(self) -> None:
         """The task is over (cancelled when the conference dropped this bridge, or done after
         the expire): every allocation still waiting, in flight or queued, fails now as a lost
         session, so that its participant is invited elsewhere instead of waiting for good."""
         self._ended = True
         self._send.close()
-        pending = [in_flight] if in_flight is not None else []
+        pending = list(self._in_flight)
+        self._in_flight.clear()
         while True:
             try:
                 pending.append(self._queue.receive_nowait())
@@ -202,10 +232,10 @@ class ColibriSession:
                 request.error = ColibriFailure("the bridge session has ended", session_lost=True)
                 request.done.set()
 
-    async def _process(self, request: _Request) -> None:
+    async def _process(self, request: _Request, sent: Callable[[], None]) -> None:
         iq = self.client.iq("get", self.bridge.jid, request.payload.to_element())
         try:
-            answer = await self.client.request(iq, timeout=self.timeout)
+            answer = await self.client.request(iq, timeout=self.timeout, on_sent=sent)
             body = answer.find(c2.CONFERENCE_MODIFIED)
             if body is None:
                 raise ColibriFailure("the answer is not a conference-modified", session_lost=False,

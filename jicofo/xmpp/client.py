@@ -179,9 +179,11 @@ class BaseXMPPConnection:
             raise NotConnected(f"{self.name} is not connected")
         await self._send_on(channel, stanza)
 
-    async def request(self, iq: Element, timeout: float | None = None) -> Element:
+    async def request(self, iq: Element, timeout: float | None = None, *,
+                      on_sent: Callable[[], None] | None = None) -> Element:
         """Send an IQ get/set and wait for its result stanza. Raises StanzaError for an error
-        answer, IQTimeout when none comes in time."""
+        answer, IQTimeout when none comes in time. `on_sent` is called once the IQ is written
+        (callers that pipeline requests send the next one from there)."""
         if iq.get("type") not in ("get", "set"):
             raise ValueError("request() sends IQs of type get or set")
         iq_id = iq.get("id") or self.new_id()
@@ -190,6 +192,8 @@ class BaseXMPPConnection:
         self._pending[iq_id] = pending
         try:
             await self.send(iq)
+            if on_sent is not None:
+                on_sent()
             with trio.move_on_after(timeout if timeout is not None else self.timeouts.request):
                 await pending.event.wait()
         finally:
