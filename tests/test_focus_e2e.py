@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+from defusedxml.ElementTree import fromstring
 
 from jicofo.app import FocusApp
 from jicofo.http.client import get_json, post_json
@@ -125,9 +126,12 @@ async def test_screen_share_and_leaving_are_relayed_and_the_bridge_is_released(
         with trio.fail_after(10):
             while JID.parse(room) in app.focus.conferences:
                 await trio.sleep(0.05)
+        # The conference itself (not only the endpoints) was expired, and nothing is left there.
         log = await bridge_log(sims)
-        assert log[-1]["kind"] == "expire"
-        assert "expire='true'" in log[-1]["request"] or 'expire="true"' in log[-1]["request"]
+        last = fromstring(log[-1]["request"])
+        assert last.get("expire") == "true" and len(last) == 0, log[-1]["request"]
+        state = await get_json("127.0.0.1", sims.http_port, "/bridges/jvb-sim-1/state")
+        assert state["conferences"] in ({}, []), state["conferences"]
 
 
 async def test_no_bridge_then_one_appears(prosody: ProsodyInstance) -> None:

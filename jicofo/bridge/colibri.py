@@ -178,6 +178,11 @@ class ColibriSession:
     def relay_id(self) -> str | None:
         return self.bridge.relay_id
 
+    @property
+    def created(self) -> bool:
+        """The conference was created on the bridge and no conference expire has gone out."""
+        return self._created
+
     # ----- the task -----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -187,8 +192,8 @@ class ColibriSession:
                 # Ends when the queue is closed (expire_when_idle) and drained, and the requests
                 # in flight are answered, so the conference expire queued last still goes out.
                 async for request in self._queue:
+                    self._in_flight.add(request)  # before waiting: _abandon must see it
                     await self._window.acquire()
-                    self._in_flight.add(request)
                     await nursery.start(self._send_and_process, request)
         finally:
             self.finished.set()
@@ -234,8 +239,16 @@ class ColibriSession:
 
     async def _process(self, request: _Request, sent: Callable[[], None]) -> None:
         iq = self.client.iq("get", self.bridge.jid, request.payload.to_element())
+        payload = request.payload
+        conference_expire = payload.expire and not payload.endpoints and not payload.relays
+
+        def written() -> None:
+            if conference_expire:
+                self._created = False  # the queued conference expire is out: nothing left there
+            sent()
+
         try:
-            answer = await self.client.request(iq, timeout=self.timeout, on_sent=sent)
+            answer = await self.client.request(iq, timeout=self.timeout, on_sent=written)
             body = answer.find(c2.CONFERENCE_MODIFIED)
             if body is None:
                 raise ColibriFailure("the answer is not a conference-modified", session_lost=False,

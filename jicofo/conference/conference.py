@@ -96,6 +96,7 @@ class Conference:
         self._colibri_scopes: dict[ColibriSession, trio.CancelScope] = {}
         # Bridges whose previous session for this conference is still expiring it there.
         self._retiring: dict[Bridge, trio.Event] = {}
+        self._letting_go: list[ColibriSession] = []  # forgotten; their expire may not be out yet
         self._recently_added = RecentAdditions(services.config.bridge.max_bridge_participants_interval)
         self.cascade = Cascade(
             room=str(self.room_jid), medias=self._relay_medias,
@@ -208,8 +209,11 @@ class Conference:
             self._nursery.start_soon(self._publish_presence)
 
     async def _cleanup(self) -> None:
-        """Expire the bridge conferences and leave the room, within a bounded time."""
+        """Expire the bridge conferences and leave the room, within a bounded time. Sessions
+        that were being let go (their expire queued, their task cancelled with the conference)
+        are expired here too."""
         sessions = list(self.colibri_sessions.values())
+        sessions += [s for s in self._letting_go if s.created and s not in sessions]
         with trio.move_on_after(CLEANUP_TIMEOUT):
             for session in sessions:
                 try:
@@ -410,45 +414,27 @@ class Conference:
         """The Colibri2 session on the bridge chosen for `participant`, started if new; None when
         no bridge can be used (the focus presence then says bridgeNotAvailable)."""
         services = self.services
-        in_use = {
-            bridge: sum(1 for p in self.participants.values() if p.colibri is session)
-            for bridge, session in self.colibri_sessions.items()
-        }
-        now = trio.current_time()
-        bridge = services.selector.select(
-            services.bridges(), in_use, participant.presence.region or services.config.local_region,
-            conference_id=str(self.room_jid), recently_added=self._recently_added.counts(now),
-        )
-        if bridge is not None:
-            self._recently_added.added(bridge, now)
-        if bridge is not None and self.colibri_sessions and bridge not in self.colibri_sessions \
-                and not self._multi_bridge_possible(bridge):
-            now = trio.current_time()
-            stale = [s for b, s in self.colibri_sessions.items()
-                     if b.removed or b.shutting_down or not b.is_operational(now)]
-            if len(stale) == len(self.colibri_sessions):
-                # Upstream stays stuck here (its issue #1050); we move the whole conference.
-                for session in stale:
-                    self._move_off(session, f"bridge {session.bridge.nickname} is not usable",
-                                   cancel=True)
-        if bridge is None or (self.colibri_sessions and bridge not in self.colibri_sessions
-                              and not self._multi_bridge_possible(bridge)):
-            if bridge is not None:
-                log.warning("conference %s: selected %s but the conference is on %s and cascading "
-                            "is not available", self.room_jid, bridge.nickname,
-                            ", ".join(b.nickname for b in self.colibri_sessions))
-            self._set_bridge_not_available(True)
+        bridge = self._select_bridge(participant)
+        if bridge is None:
             return None
-        self._set_bridge_not_available(False)
         session = self.colibri_sessions.get(bridge)
-        if session is None:
-            retiring = self._retiring.pop(bridge, None)
-            if retiring is not None and not retiring.is_set():
-                # The previous session there is still expiring the conference: a new create
-                # sent before that would be refused (conference_already_exists).
+        retiring = self._retiring.get(bridge)
+        if session is None and retiring is not None:
+            if not retiring.is_set():
+                # The previous session there is still expiring the conference: a create sent
+                # before that would be refused (conference_already_exists). Others asking
+                # meanwhile wait on the same event.
                 with trio.move_on_after(services.colibri_timeout):
                     await retiring.wait()
-                session = self.colibri_sessions.get(bridge)  # someone else may have made it
+                # The bridge may have failed, or another session started, meanwhile: choose
+                # again (without waiting twice).
+                bridge = self._select_bridge(participant)
+                if bridge is None:
+                    return None
+                session = self.colibri_sessions.get(bridge)
+            if self._retiring.get(bridge) is retiring:
+                del self._retiring[bridge]
+        self._recently_added.added(bridge, trio.current_time())
         if session is None:
             session = ColibriSession(
                 services.colibri_client, bridge, meeting_id=self.meeting_id or str(uuid.uuid4()),
@@ -465,6 +451,39 @@ class Conference:
                      session.id)
             self._presence_changed()
         return session
+
+    def _select_bridge(self, participant: Participant) -> Bridge | None:
+        """The bridge for `participant` now (synchronous: the state cannot change under it);
+        None, with bridgeNotAvailable in presence, when none can be used."""
+        services = self.services
+        in_use = {
+            bridge: sum(1 for p in self.participants.values() if p.colibri is session)
+            for bridge, session in self.colibri_sessions.items()
+        }
+        now = trio.current_time()
+        bridge = services.selector.select(
+            services.bridges(), in_use, participant.presence.region or services.config.local_region,
+            conference_id=str(self.room_jid), recently_added=self._recently_added.counts(now),
+        )
+        if bridge is not None and self.colibri_sessions and bridge not in self.colibri_sessions \
+                and not self._multi_bridge_possible(bridge):
+            stale = [s for b, s in self.colibri_sessions.items()
+                     if b.removed or b.shutting_down or not b.is_operational(now)]
+            if len(stale) == len(self.colibri_sessions):
+                # Upstream stays stuck here (its issue #1050); we move the whole conference.
+                for session in stale:
+                    self._move_off(session, f"bridge {session.bridge.nickname} is not usable",
+                                   cancel=True)
+        if bridge is None or (self.colibri_sessions and bridge not in self.colibri_sessions
+                              and not self._multi_bridge_possible(bridge)):
+            if bridge is not None:
+                log.warning("conference %s: selected %s but the conference is on %s and cascading "
+                            "is not available", self.room_jid, bridge.nickname,
+                            ", ".join(b.nickname for b in self.colibri_sessions))
+            self._set_bridge_not_available(True)
+            return None
+        self._set_bridge_not_available(False)
+        return bridge
 
     def _multi_bridge_possible(self, bridge: Bridge) -> bool:
         """A conference spans several bridges only with Octo enabled and relay ids on all of
@@ -520,6 +539,8 @@ class Conference:
             scope.cancel()
         if not cancel:
             self._retiring[session.bridge] = session.finished
+            self._letting_go = [s for s in self._letting_go if s.created]
+            self._letting_go.append(session)
         moved = [p for p in self.participants.values() if p.colibri is session]
         self._presence_changed()
         return moved
