@@ -277,7 +277,7 @@ async def test_an_allocation_timeout_moves_the_conference_with_its_newcomers(
 ) -> None:
     """A bridge stops answering allocations: the first newcomer's allocation times out, the bridge
     is no longer used, and the whole conference moves to the other bridge, with both newcomers
-    (the second one was queued behind the first)."""
+    (the second one's allocation, sent right behind the first, went unanswered too)."""
     room = room_of(prosody)
     config = focus_config(prosody, {"jicofo.xmpp.service.reply-timeout": "2 seconds"})  # Colibri2's
     async with simulated_bridges(prosody, 2) as sims, running_focus(config) as app:

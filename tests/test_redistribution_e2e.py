@@ -1,7 +1,7 @@
 """Load redistribution end to end: with it enabled, a bridge whose stress passes the threshold has
 endpoints moved off it, and the selection puts them on a bridge that is not overloaded (here in
-another region, so the conference cascades). Checked in the bridges' request logs, on the
-participant's side and in /metrics' counter source."""
+another region, so the conference cascades). Checked in the conference's placement of its
+members, on the participants' side and in the redistributor's own count of moves."""
 
 from __future__ import annotations
 

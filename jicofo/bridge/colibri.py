@@ -164,11 +164,10 @@ class ColibriSession:
         self.feedback_sources: EndpointSourceSet | None = None
         self._created = False  # a create was sent (the first allocation carries it)
         self._expired = False
-        self._ended = False  # the task is over: nothing more will be sent
         self.retired = False  # the conference no longer uses this session
         self._window = trio.Semaphore(MAX_IN_FLIGHT)
         self._in_flight: set[_Request] = set()
-        self.finished = trio.Event()  # the task is over
+        self.finished = trio.Event()  # the task is over: nothing more will be sent
         self._send, self._queue = trio.open_memory_channel[_Request](QUEUE_SIZE)
 
     def __repr__(self) -> str:
@@ -223,7 +222,6 @@ class ColibriSession:
         """The task is over (cancelled when the conference dropped this bridge, or done after
         the expire): every allocation still waiting, in flight or queued, fails now as a lost
         session, so that its participant is invited elsewhere instead of waiting for good."""
-        self._ended = True
         self._send.close()
         pending = list(self._in_flight)
         self._in_flight.clear()
@@ -350,12 +348,12 @@ class ColibriSession:
                     meeting_id=self.meeting_id,
                     endpoints=(c2.Endpoint(id=endpoint.endpoint_id, expire=True),)), "expire"))
             raise
-        if request.error is None and (self._ended or self.retired):
+        if request.error is None and (self.finished.is_set() or self.retired):
             # Answered, but the conference dropped this session meanwhile: nothing may join it.
             request.error = ColibriFailure("the bridge session has ended", session_lost=True)
         if request.error is not None:
             self.endpoints.discard(endpoint.endpoint_id)
-            if create and not self._ended and not _conference_exists(request.error):
+            if create and not self.finished.is_set() and not _conference_exists(request.error):
                 # (an abandoned create may have reached the bridge; one refused because the
                 # conference already exists there leaves one to expire)
                 self._created = False

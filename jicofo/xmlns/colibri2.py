@@ -26,6 +26,9 @@ from xml.etree.ElementTree import Element
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import children, element, find_child, local_name, namespace, qn
 
+from .attributes import bool_attr
+from .attributes import int_attr as _int
+from .attributes import required as _required
 from .jingle import (
     NS_COLIBRI,
     NS_DTLS,
@@ -97,42 +100,9 @@ def _expect(el: Element, tag: str) -> None:
         raise Colibri2ParseError(f"expected <{local_name(tag)} xmlns='{namespace(tag)}'>, got {el.tag!r}")
 
 
-def _required(el: Element, name: str) -> str:
-    value = el.get(name)
-    if not value:
-        raise Colibri2ParseError(f"<{local_name(el.tag)}> lacks the '{name}' attribute")
-    return value
-
-
-def _bool(el: Element, name: str, default: bool = False) -> bool:
-    raw = el.get(name)
-    if raw is None:
-        return default
-    lowered = raw.strip().lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0"):
-        return False
-    raise Colibri2ParseError(f"'{name}' of <{local_name(el.tag)}> is not a boolean: {raw!r}")
-
-
-def _opt_bool(el: Element, name: str) -> bool | None:
-    return None if el.get(name) is None else _bool(el, name)
-
-
-def _int(el: Element, name: str, *, minimum: int, maximum: int) -> int | None:
-    raw = el.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Colibri2ParseError(
-            f"'{name}' of <{local_name(el.tag)}> is not an integer: {raw!r}"
-        ) from None
-    if not minimum <= value <= maximum:
-        raise Colibri2ParseError(f"'{name}' of <{local_name(el.tag)}> is out of range: {value}")
-    return value
+def _bool(el: Element, name: str) -> bool:
+    """A Colibri2 flag: false when absent."""
+    return bool_attr(el, name) is True
 
 
 def _one(el: Element, ns: str, local: str) -> Element | None:
@@ -833,8 +803,8 @@ class ConferenceModify(_Tuples):
                 name=el.get("name") or None,
                 create=_bool(el, "create"),
                 expire=_bool(el, "expire"),
-                rtcstats_enabled=_opt_bool(el, "rtcstats-enabled"),
-                callstats_enabled=_opt_bool(el, "callstats-enabled"),
+                rtcstats_enabled=bool_attr(el, "rtcstats-enabled"),
+                callstats_enabled=bool_attr(el, "callstats-enabled"),
                 endpoints=endpoints,
                 relays=relays,
                 connects=tuple(

@@ -14,6 +14,11 @@ from xml.etree.ElementTree import Element
 
 from jicofo.xmpp.xml import children, element, find_child, qn
 
+from .attributes import bool_attr as _bool
+from .attributes import int_attr as _int
+from .attributes import local as _local
+from .attributes import required as _required
+
 NS_JINGLE = "urn:xmpp:jingle:1"
 NS_RTP = "urn:xmpp:jingle:apps:rtp:1"
 NS_RTCP_FB = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"
@@ -63,43 +68,11 @@ _SENDERS = frozenset({"both", "initiator", "responder", "none"})
 # Attribute helpers
 
 
-def _required(el: Element, name: str) -> str:
-    value = el.get(name)
-    if value is None or value == "":
-        raise ValueError(f"<{_local(el)}> lacks the '{name}' attribute")
-    return value
-
-
-def _int(el: Element, name: str, *, minimum: int = 0, maximum: int | None = None) -> int | None:
-    raw = el.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"'{name}' of <{_local(el)}> is not an integer: {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"'{name}' of <{_local(el)}> is out of range: {value}")
-    return value
-
-
 def _required_int(el: Element, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     value = _int(el, name, minimum=minimum, maximum=maximum)
     if value is None:
         raise ValueError(f"<{_local(el)}> lacks the '{name}' attribute")
     return value
-
-
-def _bool(el: Element, name: str) -> bool | None:
-    raw = el.get(name)
-    if raw is None:
-        return None
-    lowered = raw.lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0"):
-        return False
-    raise ValueError(f"'{name}' of <{_local(el)}> is not a boolean: {raw!r}")
 
 
 def _bool_text(value: bool) -> str:
@@ -116,19 +89,13 @@ def _attrs(**values: str | int | bool | None) -> dict[str, str]:
     return out
 
 
-def _local(el: Element) -> str:
-    return el.tag.rpartition("}")[2]
-
-
 def _expect(el: Element, tag: str) -> None:
     if el.tag != tag:
         raise ValueError(f"expected {tag}, got {el.tag!r}")
 
 
 # ---------------------------------------------------------------------------------------------
-# ICE-UDP transport and SSMA source elements. jicofo/xmlns/ice.py and sources.py did not exist
-# when this was written; these are the parts Jingle needs, to be replaced by imports from those
-# modules once they land.
+# ICE-UDP transport and SSMA source elements (Colibri2 uses these too).
 
 
 @dataclass(frozen=True, slots=True)
