@@ -101,16 +101,18 @@ def _in_room_context(handler: IqHandler) -> IqHandler:
 
 def build_app(config: JicofoConfig) -> FocusApp:
     """Create the connections and objects; nothing runs until `serve`."""
-    client = XMPPClient(to_client_settings(config.xmpp.client), name="xmpp client")
+    limits = config.xmpp.stanza_limits
+    client = XMPPClient(to_client_settings(config.xmpp.client, limits=limits), name="xmpp client")
     _setup_connection(client)
     service: XMPPClient | None = None
     if config.xmpp.service.enabled:
-        service = XMPPClient(to_client_settings(config.xmpp.service), name="xmpp service")
+        service = XMPPClient(to_client_settings(config.xmpp.service, limits=limits),
+                             name="xmpp service")
         _setup_connection(service)
     component: XMPPComponent | None = None
     if config.xmpp.component.enabled:
         component = XMPPComponent(
-            to_component_settings(config.xmpp.component, config.xmpp.client.reply_timeout),
+            to_component_settings(config.xmpp.component, config.xmpp.client.reply_timeout, limits),
             name="xmpp component",
         )
         _setup_connection(component)

@@ -23,6 +23,7 @@ from .model import (
     RateLimitConfig,
     ReinviteMethod,
     RestConfig,
+    StanzaLimitsConfig,
     TopologyStrategyName,
     VisitorsConfig,
     XmppConfig,
@@ -79,7 +80,24 @@ def read_xmpp(section: Section) -> XmppConfig:
         visitors=tuple(_visitor_node(visitors, node) for node in visitors.keys()),
         trusted_domains=section.string_list("trusted-domains"),
         use_jitsi_jid_validation=section.boolean("use-jitsi-jid-validation"),
+        stanza_limits=read_stanza_limits(section.child("stanza-limits")),
     )
+
+
+def read_stanza_limits(section: Section) -> StanzaLimitsConfig:
+    kib = {"minimum": 1024}
+    limits = StanzaLimitsConfig(
+        max_size=section.integer("max-size", **kib),
+        max_depth=section.integer("max-depth", minimum=8),
+        max_attributes=section.integer("max-attributes", minimum=8),
+        max_elements=section.integer("max-elements", minimum=100),
+        max_tag_size=section.integer("max-tag-size", **kib),
+        client_max_outgoing_size=section.integer("client-max-outgoing-size", **kib),
+        component_max_outgoing_size=section.integer("component-max-outgoing-size", **kib),
+    )
+    if limits.max_tag_size < limits.max_size:
+        raise section.error("max-tag-size", "must not be smaller than max-size")
+    return limits
 
 
 def _visitor_node(visitors: Section, node: str) -> XmppConnectionConfig:

@@ -90,6 +90,20 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StanzaLimitsConfig:
+    """Our addition, `jicofo.xmpp.stanza-limits`: per-stanza bounds on every XMPP connection
+    (what is refused one stanza at a time), and the largest stanza the server accepts from us."""
+
+    max_size: int
+    max_depth: int
+    max_attributes: int
+    max_elements: int
+    max_tag_size: int
+    client_max_outgoing_size: int
+    component_max_outgoing_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class XmppConfig:
     client: XmppConnectionConfig
     service: XmppConnectionConfig
@@ -97,6 +111,7 @@ class XmppConfig:
     visitors: tuple[XmppConnectionConfig, ...]
     trusted_domains: tuple[str, ...]
     use_jitsi_jid_validation: bool
+    stanza_limits: StanzaLimitsConfig
 
 
 # --- Bridges ----------------------------------------------------------------------------------------

@@ -35,15 +35,16 @@ from .errors import (
     IQTimeout,
     NotConnected,
     StanzaError,
+    StanzaTooLarge,
     StreamErrorReceived,
     XMPPError,
 )
 from .jid import JID, InvalidJID
 from .settings import ClientSettings, ComponentSettings, Timeouts
-from .sm import NS_SM, StreamManagement, StreamManagementError, is_counted
-from .stream import Features, StanzaReceived, StreamOpened
+from .sm import NS_SM, StreamManagement, StreamManagementError, is_counted, is_counted_tag
+from .stream import Features, StanzaReceived, StanzaRejected, StreamOpened
 from .transport import TransportError
-from .xml import element
+from .xml import element, local_name, serialize
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,10 @@ class BaseXMPPConnection:
         if stanza.get("from"):
             attrs["to"] = stanza.get("from", "")
         reply = self.stanza(kind, attrs)
-        reply.extend(list(stanza)[:1] if kind == "iq" else [])
+        if kind == "iq" and len(stanza):
+            # The payload's name only: an echo of what a sender sent could be as large as the
+            # request, and a reply grown past the server's limit would cost us the stream.
+            reply.append(Element(stanza[0].tag))
         reply.append(error.to_element(self.content_ns))
         await self.send(reply)
 
@@ -336,6 +340,21 @@ class BaseXMPPConnection:
                 callback(stanza)
             except Exception:
                 log.exception("%s: %s handler failed", self.name, kind)
+
+    def _refuse(self, rejected: StanzaRejected) -> None:
+        """A stanza that broke the parser's per-stanza limits (nothing of it was kept): log it
+        and answer an IQ get/set with an error built from its start tag alone."""
+        attrs = rejected.attrs
+        log.warning("%s: skipped a %s from %s (id %s, type %s): %s", self.name, rejected.kind,
+                    attrs.get("from", "the server"), attrs.get("id"), attrs.get("type"),
+                    rejected.reason)
+        if not rejected.tag.startswith(f"{{{self.content_ns}}}"):
+            return
+        if rejected.kind == "iq" and attrs.get("type") in ("get", "set"):
+            self._spawn_reply_error(
+                Element(rejected.tag, attrs),
+                StanzaError("policy-violation", f"stanza refused: {rejected.reason}"),
+            )
 
     def _dispatch_iq(self, iq: Element) -> None:
         type_ = iq.get("type")
@@ -542,15 +561,26 @@ class XMPPClient(BaseXMPPConnection):
 
     def _can_queue_while_down(self, stanza: Element) -> bool:
         if self.sm is not None and self.sm.resumable and is_counted(stanza) and not self._closing:
+            size = len(serialize(stanza, self.content_ns).encode())
+            limit = self.settings.max_outgoing_stanza_bytes
+            if size > limit:
+                raise StanzaTooLarge(f"<{local_name(stanza.tag)}> of {size} bytes is over the "
+                                     f"server's limit of {limit}; not sent")
             self.sm.record_sent(stanza)
             return True
         return False
 
     async def _send_on(self, channel: Channel, stanza: Element) -> None:
         sm = self.sm
+        try:
+            data = channel.encode(stanza)  # before counting it: a stanza refused here is not sent
+        except TransportError as exc:
+            if not self._can_queue_while_down(stanza):
+                raise NotConnected(f"{self.name}: {exc}") from exc
+            return
         request_ack = sm is not None and is_counted(stanza) and sm.record_sent(stanza)
         try:
-            await channel.send(stanza)
+            await channel.send_encoded(data)
             if request_ack:
                 await channel.send(element(f"{{{NS_SM}}}r"))
         except TransportError as exc:
@@ -574,6 +604,10 @@ class XMPPClient(BaseXMPPConnection):
             if self.sm is not None and is_counted(el):
                 self.sm.count_inbound()
             self._dispatch(el)
+        elif isinstance(event, StanzaRejected):
+            if self.sm is not None and is_counted_tag(event.tag):
+                self.sm.count_inbound()  # the server counts it as sent: it must be acknowledged
+            self._refuse(event)
         elif isinstance(event, (Features, StreamOpened)):
             log.debug("%s: ignoring %s after negotiation", self.name, type(event).__name__)
 
@@ -647,6 +681,8 @@ class XMPPComponent(BaseXMPPConnection):
                             event = await channel.next_event()
                             if isinstance(event, StanzaReceived):
                                 self._dispatch(event.element)
+                            elif isinstance(event, StanzaRejected):
+                                self._refuse(event)
                     except AuthenticationError as exc:
                         if connections == 0:
                             fatal = exc

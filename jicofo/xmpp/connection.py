@@ -30,6 +30,7 @@ from .stream import (
     Framing,
     ProtocolViolation,
     StanzaReceived,
+    StanzaRejected,
     StreamClosed,
     StreamOpened,
     XmlStream,
@@ -76,9 +77,18 @@ class Channel:
         self._send_lock = trio.Lock()
 
     async def send(self, el: Element) -> None:
+        await self.send_encoded(self.encode(el))
+
+    def encode(self, el: Element) -> bytes:
+        """What `send` would write for `el`; raises as XmlStream.send does (StanzaTooLarge, ...)
+        and TransportError once the stream is closed."""
         if self.core.closed:
             raise TransportError("the stream is closed")
-        data = self.core.send(el)
+        return self.core.send(el)
+
+    async def send_encoded(self, data: bytes) -> None:
+        if self.core.closed:
+            raise TransportError("the stream is closed")
         async with self._send_lock:
             if self.core.closed:  # closed while we waited: nothing may follow the footer
                 raise TransportError("the stream is closed")
@@ -145,6 +155,8 @@ class Channel:
             return "<close/>" if websocket else "</stream:stream>"
         if isinstance(event, ProtocolViolation):
             return f"(input refused: {event.condition}: {event.text})"
+        if isinstance(event, StanzaRejected):
+            return f"(stanza skipped: {event.kind} {event.attrs}: {event.reason})"
         try:
             return serialize(event.element, self.core.content_ns)
         except ValueError as exc:
@@ -234,7 +246,8 @@ async def negotiate_client(
     StreamErrorReceived / trio.TooSlowError for everything else.
     """
     transport = await open_transport(settings, nursery)
-    core = XmlStream(content_ns=NS_CLIENT, framing=transport.framing, limits=settings.limits)
+    core = XmlStream(content_ns=NS_CLIENT, framing=transport.framing, limits=settings.limits,
+                     max_send_bytes=settings.max_outgoing_stanza_bytes)
     channel = Channel(transport, core, name or settings.describe())
     try:
         with trio.fail_after(settings.timeouts.negotiation):
@@ -396,7 +409,8 @@ async def negotiate_component(
     for `negotiate_client`."""
     with trio.fail_after(settings.timeouts.connect):
         transport = await TcpTransport.connect(settings.host, settings.port)
-    core = XmlStream(content_ns=NS_COMPONENT, limits=settings.limits)
+    core = XmlStream(content_ns=NS_COMPONENT, limits=settings.limits,
+                     max_send_bytes=settings.max_outgoing_stanza_bytes)
     channel = Channel(transport, core, name or settings.describe())
     try:
         with trio.fail_after(settings.timeouts.negotiation):

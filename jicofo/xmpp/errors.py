@@ -141,6 +141,11 @@ class StreamErrorReceived(XMPPError):
         super().__init__(f"stream error {condition}: {text}" if text else f"stream error {condition}")
 
 
+class StanzaTooLarge(XMPPError):
+    """A stanza we were about to send is over the server's stanza size limit. It was not sent (the
+    server would have closed our stream for it); the connection is fine."""
+
+
 class IQTimeout(XMPPError):
     """No answer to an IQ request before its deadline."""
 

@@ -53,6 +53,8 @@ class ClientSettings:
     max_concurrent_handlers: int = 1000
     timeouts: Timeouts = Timeouts()
     limits: ParserLimits = ParserLimits()
+    # Prosody's c2s_stanza_size_limit: a larger stanza from us would make it close our stream.
+    max_outgoing_stanza_bytes: int = 256 * 1024
 
     @property
     def connect_host(self) -> str:
@@ -76,6 +78,8 @@ class ComponentSettings:
     timeouts: Timeouts = Timeouts()
     limits: ParserLimits = ParserLimits()
     max_concurrent_handlers: int = 1000
+    # Prosody's component_stanza_size_limit (its s2s limit unless set).
+    max_outgoing_stanza_bytes: int = 512 * 1024
 
     def describe(self) -> str:
         return f"component {self.domain} via {self.host}:{self.port}"

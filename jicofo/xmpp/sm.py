@@ -19,7 +19,10 @@ class StreamManagementError(XMPPError):
 
 def is_counted(el: Element) -> bool:
     """Only stanzas count for XEP-0198, not nonzas such as <r/> or SASL elements."""
-    tag = el.tag
+    return is_counted_tag(el.tag)
+
+
+def is_counted_tag(tag: str) -> bool:
     return tag.rsplit("}", 1)[-1] in _COUNTED and tag.startswith(("{jabber:client}", "{jabber:server}"))
 
 

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
-from .errors import NS_STREAMS, STREAM_CONDITIONS, NotConnected
+from .errors import NS_STREAMS, STREAM_CONDITIONS, NotConnected, StanzaTooLarge
 from .xml import (
     XML_NS,
     ElementStreamParser,
@@ -20,6 +20,7 @@ from .xml import (
     ParserLimits,
     RootClosed,
     RootOpened,
+    SkippedElement,
     XMLParseError,
     escape_attribute,
     escape_text,
@@ -48,6 +49,7 @@ __all__ = [
     "ParserLimits",
     "ProtocolViolation",
     "StanzaReceived",
+    "StanzaRejected",
     "StreamClosed",
     "StreamErrorReceived",
     "StreamOpened",
@@ -100,6 +102,21 @@ class StanzaReceived:
 
 
 @dataclass(frozen=True)
+class StanzaRejected:
+    """A stanza that broke a per-stanza limit and was skipped: nothing of its content is kept.
+    `attrs` holds its id, type, from and to (when it had them), enough to answer an IQ."""
+
+    tag: str
+    attrs: dict[str, str]
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        """`iq`, `message`, `presence` (or another top-level element's local name)."""
+        return local_name(self.tag)
+
+
+@dataclass(frozen=True)
 class StreamErrorReceived:
     condition: str
     text: str | None
@@ -125,6 +142,7 @@ Event = (
     StreamOpened
     | Features
     | StanzaReceived
+    | StanzaRejected
     | StreamErrorReceived
     | StreamClosed
     | ProtocolViolation
@@ -157,10 +175,12 @@ class XmlStream:
         content_ns: str = "jabber:client",
         framing: Framing = Framing.TCP,
         limits: ParserLimits = DEFAULT_LIMITS,
+        max_send_bytes: int | None = None,
     ) -> None:
         self.content_ns = content_ns
         self.framing = framing
         self.limits = limits
+        self.max_send_bytes = max_send_bytes
         self._header_sent = False
         self._reset()
 
@@ -213,14 +233,20 @@ class XmlStream:
         ).encode()
 
     def send(self, el: Element) -> bytes:
-        """Serialize one stanza or nonza. Raises NotConnected once our side is closed and
-        ValueError for an element XML cannot carry."""
+        """Serialize one stanza or nonza. Raises NotConnected once our side is closed,
+        ValueError for an element XML cannot carry and StanzaTooLarge for one over
+        `max_send_bytes`."""
         if self._output_done:
             raise NotConnected("the stream is closed")
-        if self.framing is Framing.WEBSOCKET:
-            # Each frame must stand alone (RFC 7395), so the namespace is always explicit.
-            return serialize(el).encode()
-        return serialize(el, self.content_ns).encode()
+        # Each WebSocket frame must stand alone (RFC 7395), so the namespace is always explicit.
+        default_ns = None if self.framing is Framing.WEBSOCKET else self.content_ns
+        data = serialize(el, default_ns).encode()
+        if self.max_send_bytes is not None and len(data) > self.max_send_bytes:
+            raise StanzaTooLarge(
+                f"<{local_name(el.tag)}> of {len(data)} bytes is over the server's limit of "
+                f"{self.max_send_bytes}; not sent"
+            )
+        return data
 
     def close(self) -> bytes:
         """Our stream footer (or `<close/>`); b'' if our side is already closed."""
@@ -284,6 +310,8 @@ class XmlStream:
     def _to_event(self, item: ParsedItem) -> Event:
         if isinstance(item, RootOpened):
             return self._root_opened(item)
+        if isinstance(item, SkippedElement):
+            return self._skipped(item)
         if isinstance(item, RootClosed):
             if self.framing is Framing.WEBSOCKET:
                 raise XMLParseError("not-well-formed", "unexpected end tag")
@@ -305,6 +333,13 @@ class XmlStream:
             )
         self._peer_opened = True
         return StreamOpened(root.attrs)
+
+    def _skipped(self, item: SkippedElement) -> Event:
+        framing_tags = (_WS_OPEN, _WS_CLOSE) if self.framing is Framing.WEBSOCKET else ()
+        if item.tag in (_FEATURES, _STREAM_ERROR, *framing_tags) or not self._peer_opened:
+            # Only stanzas may be refused one by one; the stream's own elements cannot.
+            raise XMLParseError("policy-violation", f"{local_name(item.tag)}: {item.reason}")
+        return StanzaRejected(item.tag, item.attrs, item.reason)
 
     def _top_level(self, el: Element) -> Event:
         tag = el.tag

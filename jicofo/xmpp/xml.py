@@ -1,6 +1,11 @@
 """XML for XMPP: element builders, a fast namespace-aware serializer and a hardened incremental
 parser (expat, no DTD, no entities, bounded depth, attributes and element size).
 
+The parser's limits are per stanza: a stanza over one of them is skipped as it streams in (nothing
+of it is kept) and reported as a `SkippedElement`, and the stream goes on. Only input that breaks
+the stream itself (not well-formed XML, a DTD or entity, a stream header or a single tag too large
+to skip without buffering it) is an `XMLParseError`.
+
 Elements are plain `xml.etree.ElementTree.Element`s with Clark-notation tags (`{ns}local`) and
 Clark-notation namespaced attribute names.
 """
@@ -199,7 +204,15 @@ def _write_attributes(el: Element, out: list[str]) -> None:
 @dataclass(frozen=True)
 class ParserLimits:
     """Bounds on what a peer may send. `max_depth` counts a stanza's own nesting (the stanza
-    element is depth 1; the stream root is not counted)."""
+    element is depth 1; the stream root is not counted).
+
+    A stanza over `max_stanza_bytes`, `max_depth`, `max_attributes` (on any of its elements) or
+    `max_elements` is skipped, not fatal. `max_tag_bytes` bounds one start tag with its attributes:
+    expat must hold a tag whole before it can say where it ends, so a larger one cannot be skipped
+    in bounded memory and breaks the stream. Prosody never relays such a tag at its default limits
+    (c2s 256 KiB, s2s and components 512 KiB; re-escaping ' and " as &apos; / &quot; grows a value
+    at most sixfold, so 3 MiB at worst).
+    """
 
     max_stanza_bytes: int = 512 * 1024
     max_depth: int = 64
@@ -209,6 +222,7 @@ class ParserLimits:
     # stanza of many tiny elements take far more memory than it weighs. 20,000 is ample for a
     # Jingle offer of a large conference (about five elements per source).
     max_elements: int = 20_000
+    max_tag_bytes: int = 4 * 1024 * 1024
 
 
 class XMLParseError(ValueError):
@@ -236,7 +250,26 @@ class RootClosed:
     """The end tag of the document root."""
 
 
-ParsedItem = Element | RootOpened | RootClosed
+# The attributes of a skipped stanza's start tag that are kept: enough to log who sent it and to
+# answer an IQ, nothing of its payload.
+ROUTING_ATTRIBUTES = ("id", "type", "from", "to")
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedElement:
+    """A top-level element (a stanza) that broke a per-stanza limit and was skipped whole.
+    `attrs` holds only its ROUTING_ATTRIBUTES; `reason` says which limit it broke."""
+
+    tag: str
+    attrs: dict[str, str]
+    reason: str
+
+
+ParsedItem = Element | RootOpened | RootClosed | SkippedElement
+
+
+def _routing(attrs: dict[str, str]) -> dict[str, str]:
+    return {name: attrs[name] for name in ROUTING_ATTRIBUTES if name in attrs}
 
 _SLICE_BYTES = 64 * 1024
 _INTERN_MAX = 4096
@@ -266,7 +299,10 @@ class ElementStreamParser:
     Elements at `frame_depth` (1 for a stream: the children of the stream root; 0 for a lone
     fragment) are built into Elements and appended to the output list given to `feed`;
     the root's start and end tags are reported as RootOpened / RootClosed when frame_depth is 1.
-    Any breach raises XMLParseError; items appended before the breach stay in the output list.
+    An element at `frame_depth` that breaks a per-stanza limit is dropped as soon as the breach is
+    seen; the rest of it is parsed without building anything, and a SkippedElement takes its place
+    in the output. A breach of the stream's own rules raises XMLParseError; items appended before
+    it stay in the output list.
     """
 
     def __init__(self, limits: ParserLimits, *, frame_depth: int) -> None:
@@ -307,6 +343,12 @@ class ElementStreamParser:
         self._previous_tail = b""
         self._current_slice: memoryview | bytes = b""
         self._names: dict[str, str] = {}
+        # While a stanza is skipped: why, and its tag and routing attributes.
+        self._skip_reason: str | None = None
+        self._skip_tag = ""
+        self._skip_attrs: dict[str, str] = {}
+        # A start tag still being read is already over the stanza limit: skip it once it is whole.
+        self._skip_next: str | None = None
 
     # -- input --------------------------------------------------------------------------------
 
@@ -360,13 +402,39 @@ class ElementStreamParser:
                 raise XMLParseError(
                     "policy-violation", f"stream header exceeds {limits.max_header_bytes} bytes"
                 )
-        elif self._fed - self._unit_start > limits.max_stanza_bytes:
-            raise self._too_big()
+            return
+        # Outside a handler expat's index is where its unconsumed input starts: what lies beyond
+        # is one token (a tag) that it keeps whole until it ends.
+        if self._fed - self._parser.CurrentByteIndex > limits.max_tag_bytes:
+            raise XMLParseError("policy-violation", f"a tag exceeds {limits.max_tag_bytes} bytes")
+        if self._skip_reason is None and self._fed - self._unit_start > limits.max_stanza_bytes:
+            if self._depth > self._frame_depth:
+                self._skip_open_stanza(self._too_big())
+            else:
+                self._skip_next = self._too_big()
 
-    def _too_big(self) -> XMLParseError:
-        return XMLParseError(
-            "policy-violation", f"stanza exceeds {self._limits.max_stanza_bytes} bytes"
-        )
+    def _too_big(self) -> str:
+        return f"stanza exceeds {self._limits.max_stanza_bytes} bytes"
+
+    def _skip_open_stanza(self, reason: str) -> None:
+        """Drop the stanza being built; the rest of it is only counted through."""
+        head = self._stack[0]
+        self._begin_skip(reason, head.tag, head.attrib)
+        self._stack.clear()
+        self._text.clear()
+        self._tail_target = None
+
+    def _begin_skip(self, reason: str, tag: str, attrs: dict[str, str]) -> None:
+        self._skip_reason = reason
+        self._skip_tag = tag
+        self._skip_attrs = _routing(attrs)
+        self._skip_next = None
+
+    def _end_skip(self, position: int) -> None:
+        self._out.append(SkippedElement(self._skip_tag, self._skip_attrs, self._skip_reason or ""))
+        self._skip_reason = None
+        self._skip_attrs = {}
+        self._unit_start = position
 
     # -- expat callbacks ---------------------------------------------------------------------
 
@@ -388,55 +456,81 @@ class ElementStreamParser:
         limits = self._limits
         depth = self._depth
         frame_depth = self._frame_depth
-        if depth - frame_depth + 1 > limits.max_depth:
-            raise XMLParseError("policy-violation", f"nesting deeper than {limits.max_depth}")
-        if len(raw_attrs) + self._pending_ns_decls > limits.max_attributes:
-            raise XMLParseError(
-                "policy-violation", f"more than {limits.max_attributes} attributes on an element"
-            )
-        self._pending_ns_decls = 0
-        tag = self._names.get(raw_tag) or self._name(raw_tag)
-        attrs = raw_attrs
-        # Namespaced attributes (mostly xml:lang) are rare: only then build a renamed dict.
-        if raw_attrs and "}" in "".join(raw_attrs):
-            name = self._name
-            attrs = {name(k): v for k, v in raw_attrs.items()}
         self._depth = depth + 1
+        if self._skip_reason is not None:
+            self._pending_ns_decls = 0
+            return
+        attributes = len(raw_attrs) + self._pending_ns_decls
+        self._pending_ns_decls = 0
         if depth < frame_depth:
+            if attributes > limits.max_attributes:
+                raise XMLParseError(
+                    "policy-violation", f"more than {limits.max_attributes} attributes on an element"
+                )
             self._root_seen = True
             self._unit_start = self._parser.CurrentByteIndex
-            self._out.append(RootOpened(tag, attrs, self._root_default_ns))
+            self._out.append(RootOpened(self._name(raw_tag), self._attrs(raw_attrs),
+                                        self._root_default_ns))
             return
-        el = Element(tag, attrs)
+        reason = None
+        if depth - frame_depth + 1 > limits.max_depth:
+            reason = f"nesting deeper than {limits.max_depth}"
+        elif attributes > limits.max_attributes:
+            reason = f"more than {limits.max_attributes} attributes on an element"
+        elif depth > frame_depth and self._elements >= limits.max_elements:
+            reason = f"more than {limits.max_elements} elements in a stanza"
+        elif depth == frame_depth:
+            reason = self._skip_next
+        elif self._over(self._parser.CurrentByteIndex):
+            reason = self._too_big()
+        tag = self._names.get(raw_tag) or self._name(raw_tag)
+        if reason is not None:
+            if depth == frame_depth:
+                if self._skip_next is None:
+                    self._unit_start = self._parser.CurrentByteIndex
+                self._begin_skip(reason, tag, raw_attrs)
+            else:
+                self._skip_open_stanza(reason)
+            return
+        el = Element(tag, self._attrs(raw_attrs))
         if depth == frame_depth:
             self._unit_start = self._parser.CurrentByteIndex
             self._text.clear()
             self._elements = 1
         else:
             self._elements += 1
-            if self._elements > limits.max_elements:
-                raise XMLParseError(
-                    "policy-violation", f"more than {limits.max_elements} elements in a stanza"
-                )
-            self._check_position(self._parser.CurrentByteIndex)
             if self._text:
                 self._flush_text()
             self._stack[-1].append(el)
         self._stack.append(el)
         self._tail_target = None
 
+    def _attrs(self, raw_attrs: dict[str, str]) -> dict[str, str]:
+        # Namespaced attributes (mostly xml:lang) are rare: only then build a renamed dict.
+        if raw_attrs and "}" in "".join(raw_attrs):
+            name = self._name
+            return {name(k): v for k, v in raw_attrs.items()}
+        return raw_attrs
+
     def _on_end(self, raw_tag: str) -> None:
         depth = self._depth = self._depth - 1
         if depth < self._frame_depth:
             self._out.append(RootClosed())
+            return
+        if self._skip_reason is not None:
+            if depth == self._frame_depth:
+                self._end_skip(self._parser.CurrentByteIndex)
             return
         if self._text:
             self._flush_text()
         el = self._stack.pop()
         if depth == self._frame_depth:
             position = self._parser.CurrentByteIndex
-            self._check_position(position)
             self._tail_target = None
+            if self._over(position):
+                self._begin_skip(self._too_big(), el.tag, el.attrib)
+                self._end_skip(position)
+                return
             self._unit_start = position
             self._out.append(el)
         else:
@@ -447,13 +541,16 @@ class ElementStreamParser:
             # Between stanzas (whitespace keepalives): dropped, and not counted against the
             # next stanza.
             self._unit_start = self._parser.CurrentByteIndex + len(data)
+            self._skip_next = None
+            return
+        if self._skip_reason is not None:
             return
         self._text.append(data)
-        self._check_position(self._parser.CurrentByteIndex + len(data))
+        if self._over(self._parser.CurrentByteIndex + len(data)):
+            self._skip_open_stanza(self._too_big())
 
-    def _check_position(self, position: int) -> None:
-        if position - self._unit_start > self._limits.max_stanza_bytes:
-            raise self._too_big()
+    def _over(self, position: int) -> bool:
+        return position - self._unit_start > self._limits.max_stanza_bytes
 
     def _flush_text(self) -> None:
         text = "".join(self._text)
@@ -494,4 +591,6 @@ def parse_fragment(data: str | bytes, limits: ParserLimits | None = None) -> Ele
     for item in out:
         if isinstance(item, Element):
             return item
+        if isinstance(item, SkippedElement):
+            raise XMLParseError("policy-violation", item.reason)
     raise XMLParseError("not-well-formed", "no element found")
