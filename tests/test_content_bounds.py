@@ -244,3 +244,21 @@ def test_control_flow_and_cancellation_propagate() -> None:
         raise ExceptionGroup("g", [_Stop(), ValueError()])
     with pytest.raises(KeyboardInterrupt), contain_stanza(_stanza("iq", "set"), "p"):  # type: ignore[arg-type]
         raise KeyboardInterrupt  # BaseException, like trio.Cancelled
+
+
+# ----- the conference MUC ----------------------------------------------------------------------
+
+
+def _services(muc: str | None) -> object:
+    from types import SimpleNamespace
+    return SimpleNamespace(config=SimpleNamespace(xmpp=SimpleNamespace(
+        client=SimpleNamespace(conference_muc_jid=muc))))
+
+
+def test_conference_muc_domains() -> None:
+    from jicofo.config.model import ConfigError
+    from jicofo.focus import conference_muc_domains
+    assert conference_muc_domains(_services("Conference.Meet.Example.com")) == {"conference.meet.example.com"}
+    assert conference_muc_domains(_services(None)) is None  # nothing configured: unrestricted
+    with pytest.raises(ConfigError, match="conference-muc-jid"):
+        conference_muc_domains(_services("a@@b"))
