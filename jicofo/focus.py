@@ -19,6 +19,7 @@ from jicofo.config.model import ConfigError
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
 from jicofo.xmlns.jingle import unknown_session
 from jicofo.xmpp.client import XMPPClient
+from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
 
@@ -89,10 +90,29 @@ def parse_room(room: str) -> JID:
     return jid
 
 
+def conference_muc_domains(services: ConferenceServices) -> frozenset[str] | None:
+    """The MUC domains conference requests may name: the conference MUC
+    (`jicofo.xmpp.client.conference-muc-jid`, by default conference.<xmpp-domain>). Hook: the
+    breakout-room MUC and other configured MUC domains join this set when they are supported.
+    None (neither key set) leaves requests unrestricted, as before."""
+    value = services.config.xmpp.client.conference_muc_jid
+    if not value:
+        return None
+    try:
+        muc = JID.parse(value)
+    except InvalidJID as exc:
+        raise ConfigError(f"jicofo.xmpp.client.conference-muc-jid: not a valid JID: {exc}") from None
+    return frozenset({muc.domain})
+
+
 class Focus:
     def __init__(self, services: ConferenceServices, *, max_conferences: int = 10_000) -> None:
         self.services = services
         self.max_conferences = max_conferences
+        self.muc_domains = conference_muc_domains(services)
+        if self.muc_domains is None:
+            log.warning("no conference MUC configured (jicofo.xmpp.client.conference-muc-jid or "
+                        "xmpp-domain): conference requests for rooms on any domain are accepted")
         self.conferences: dict[JID, Conference] = {}
         self._nursery: trio.Nursery | None = None
         self.client_proxy = client_proxy_jid(services.config.xmpp.client.client_proxy)
@@ -126,6 +146,7 @@ class Focus:
         stats.conference_requests += 1
         try:
             room = parse_room(request.room)
+            self._check_room_domain(room)
             conference = self.conferences.get(room)
             if conference is None:
                 stats.conference_requests_new += 1
@@ -145,6 +166,13 @@ class Focus:
         properties[PROP_VISITORS_SUPPORTED] = "false"
         return ConferenceAnswer(room=str(room), ready=ready, focus_jid=self.focus_jid,
                                 properties=properties)
+
+    def _check_room_domain(self, room: JID) -> None:
+        """Only rooms on a configured MUC domain: the focus joins no room elsewhere."""
+        if self.muc_domains is not None and room.domain not in self.muc_domains:
+            log.info("conference request for %s refused: not on %s", room,
+                     ", ".join(sorted(self.muc_domains)))
+            raise ConferenceRequestError("not-allowed", "the room is not on the conference MUC")
 
     def _create(self, room: JID, request: ConferenceRequest) -> Conference:
         if self._nursery is None:
@@ -198,6 +226,10 @@ class Focus:
     async def handle_conference_iq(self, iq: Element) -> Element:
         """IQ handler (client connection and component) for `<conference xmlns=focus>`. The
         answer goes back to the IQ's `from`, a client proxy's address included."""
+        with contain_stanza(iq, "conference request"):
+            return await self._conference_iq(iq)
+
+    async def _conference_iq(self, iq: Element) -> Element:
         payload = iq.find(CONFERENCE)
         assert payload is not None
         try:
@@ -219,6 +251,10 @@ class Focus:
 
     def route_jingle(self, iq: Element) -> None:
         """IQ router for Jingle (synchronous, in arrival order): to the sender's participant inbox."""
+        with contain_stanza(iq, "Jingle IQ"):
+            self._route_jingle(iq)
+
+    def _route_jingle(self, iq: Element) -> None:
         try:
             sender = JID.parse(iq.get("from", ""))
         except InvalidJID:
@@ -233,8 +269,10 @@ class Focus:
     # ----- bridges ------------------------------------------------------------------------------
 
     def on_bridge_event(self, event: object) -> None:
+        """Every conference gets the event, whatever another one does with it."""
         for conference in list(self.conferences.values()):
-            conference.bridge_event(event)
+            with contain_stanza(None, f"bridge event {type(event).__name__}", room=conference.room_jid):
+                conference.bridge_event(event)
 
     # ----- shutdown -----------------------------------------------------------------------------
 

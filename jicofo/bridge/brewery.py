@@ -62,6 +62,7 @@ import trio
 from jicofo.config.model import BridgeConfig
 from jicofo.xmlns.colibri_stats import NS_COLIBRI, BridgeStats
 from jicofo.xmpp.client import BaseXMPPConnection
+from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import (
@@ -260,7 +261,9 @@ class Brewery:
     async def _consume(self, room: MucRoom) -> None:
         async for event in room.events:
             if isinstance(event, OccupantJoined | OccupantChanged):
-                self._on_presence(event.occupant)
+                # A bridge presence that cannot be read is ignored (containment.py).
+                with contain_stanza(event.occupant.presence, "bridge presence"):
+                    self._on_presence(event.occupant)
             elif isinstance(event, OccupantLeft):
                 # Out of the room, leaves are settled by comparing once back in.
                 if room.joined:

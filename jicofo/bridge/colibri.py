@@ -32,6 +32,7 @@ from jicofo.conference.sources import EndpointSourceSet, MediaType, Source, Ssrc
 from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription, SourceElement, SsrcGroupElement
 from jicofo.xmpp.client import BaseXMPPConnection
+from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,9 @@ class ColibriSession:
                 raise ColibriFailure("the answer is not a conference-modified", session_lost=False,
                                      mark_bridge="failed")
             try:
-                request.result = c2.ConferenceModified.from_element(body)
+                # An answer that cannot be read is a malformed answer (containment.py).
+                with contain_stanza(answer, "Colibri2 answer"):
+                    request.result = c2.ConferenceModified.from_element(body)
             except ValueError as exc:
                 raise ColibriFailure(f"malformed conference-modified: {exc}", session_lost=False,
                                      mark_bridge="failed") from None

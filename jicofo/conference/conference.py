@@ -40,6 +40,7 @@ from jicofo.xmlns.presence_ext import (
     bridge_not_available,
     etherpad,
 )
+from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import NotConnected, XMPPError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import (
@@ -53,6 +54,7 @@ from jicofo.xmpp.muc import (
     RoomEvent,
     SelfChanged,
     SelfLeft,
+    event_stanza,
 )
 
 from .cascade import Cascade
@@ -273,7 +275,9 @@ class Conference:
     async def _room_loop(self) -> None:
         assert self.room is not None
         async for event in self.room.events:
-            self._on_room_event(event)
+            # A presence or message that cannot be handled is ignored (containment.py).
+            with contain_stanza(event_stanza(event), type(event).__name__, keep=(ConferenceStopped,)):
+                self._on_room_event(event)
             if self.stop_reason is not None:
                 return
         self.stop("the room's event stream closed")

@@ -34,6 +34,7 @@ from jicofo.xmlns.jingle import (
     unknown_session,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
+from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant
@@ -430,7 +431,10 @@ class Participant:
     async def _on_jingle(self, iq: Element) -> None:
         client = self.conference.services.client
         try:
-            payload = await self._process_jingle(iq)
+            # Whatever goes wrong with one Jingle IQ refuses it alone (containment.py); a lost
+            # connection is for _handle to report.
+            with contain_stanza(iq, "Jingle IQ", keep=(NotConnected,)):
+                payload = await self._process_jingle(iq)
         except StanzaError as err:
             await client.reply_error(iq, err)
             return

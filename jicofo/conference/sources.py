@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from jicofo.xmlns import bounded_json
+from jicofo.xmlns.attributes import MAX_SSRC, parse_ssrc
 from jicofo.xmlns.jingle import JingleContent, RtpDescription, SourceElement, SsrcGroupElement
 
 BRIDGE_OWNER = "jvb"
-MAX_SSRC = 0xFFFF_FFFF
 DESKTOP = "desktop"
 
 
@@ -434,13 +435,17 @@ def _encode_source(source: Source) -> dict[str, object]:
     return encoded
 
 
-def decode_json(text: str) -> ConferenceSourceMap:
-    """Parse the compact JSON encoding. SSRCs may be numbers or numeric strings (lib-jitsi-meet
-    accepts both); any `v` marks desktop video. Raises ValueError on a malformed document."""
+def decode_json(
+    text: str, *, max_chars: int = bounded_json.MEMBER_SOURCES_MAX_CHARS
+) -> ConferenceSourceMap:
+    """Parse the compact JSON encoding. SSRCs may be numbers or canonical decimal strings
+    (lib-jitsi-meet accepts both); any `v` marks desktop video. Raises ValueError on a malformed
+    document. The default bound fits one member's own sources; a reader of whole conferences
+    (what the focus sends) passes its own."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"json-message is not JSON: {exc}") from None
+        document = bounded_json.decode_json(text, max_chars=max_chars)
+    except bounded_json.JsonContentError as exc:
+        raise ValueError(f"json-message: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("sources"), dict):
         raise ValueError('json-message must be an object with a "sources" object')
     result = ConferenceSourceMap()
@@ -463,15 +468,13 @@ def _decode_endpoint(owner: str, arrays: object) -> EndpointSourceSet:
 
 
 def _decode_ssrc(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"invalid SSRC {value!r}")
-    try:
-        ssrc = int(value)
-    except ValueError:
-        raise ValueError(f"invalid SSRC {value!r}") from None
-    if not 0 <= ssrc <= MAX_SSRC:
-        raise ValueError(f"SSRC {ssrc} out of range")
-    return ssrc
+    if isinstance(value, str):
+        return parse_ssrc(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"invalid SSRC {str(value)[:16]!r}")
+    if not 0 <= value <= MAX_SSRC:
+        raise ValueError(f"SSRC {value} out of range")
+    return value
 
 
 def _optional_text(encoded: dict[str, object], key: str) -> str | None:

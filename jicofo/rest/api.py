@@ -157,7 +157,7 @@ class RestApi:
         if authorization[:7].lower() == "bearer ":
             token = authorization[7:].strip() or None
         try:
-            conference_request = ConferenceRequest.from_json(request.json(), token=token)
+            conference_request = ConferenceRequest.from_json_bytes(request.body, token=token)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         try:

@@ -385,7 +385,8 @@ def remote_sources(jingle: JingleIQ, known: ConferenceSourceMap) -> tuple[Confer
     result = ConferenceSourceMap()
     if jingle.json_message is not None:
         try:
-            result.add_all(decode_json(jingle.json_message))
+            # What the focus sends lists the whole conference: bounded by the stanza size only.
+            result.add_all(decode_json(jingle.json_message, max_chars=len(jingle.json_message)))
         except ValueError as exc:
             problems.append(f"malformed json-message: {exc}")
     owner_of_known = {s.ssrc: owner for owner, sset in known.items() for s in sset.sources}

@@ -3,7 +3,13 @@ the Jingle and Colibri2 parsers (the Colibri2 one turns the error into Colibri2P
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import Element
+
+MAX_SSRC = 0xFFFF_FFFF
+# Canonical decimal: ASCII digits, no sign, no blanks, no leading zero (except "0" itself). Python's
+# int() would also take " 12 ", "+12", "012", "1_2" and non-ASCII digits.
+_CANONICAL_DECIMAL = re.compile(r"(?:0|[1-9][0-9]{0,9})\Z")
 
 
 def local(el: Element) -> str:
@@ -30,6 +36,27 @@ def int_attr(el: Element, name: str, *, minimum: int = 0, maximum: int | None = 
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"'{name}' of <{local(el)}> is out of range: {value}")
     return value
+
+
+def parse_ssrc(text: str) -> int:
+    """An SSRC written in canonical decimal, within 0..2^32-1; ValueError otherwise."""
+    if not _CANONICAL_DECIMAL.match(text):
+        raise ValueError(f"SSRC {text[:16]!r} is not an integer in canonical decimal")
+    value = int(text)
+    if value > MAX_SSRC:
+        raise ValueError(f"SSRC {value} out of range")
+    return value
+
+
+def ssrc_attr(el: Element, name: str = "ssrc") -> int:
+    """A required SSRC attribute (see parse_ssrc)."""
+    raw = el.get(name)
+    if raw is None:
+        raise ValueError(f"<{local(el)}> lacks the '{name}' attribute")
+    try:
+        return parse_ssrc(raw)
+    except ValueError as exc:
+        raise ValueError(f"'{name}' of <{local(el)}>: {exc}") from None
 
 
 def bool_attr(el: Element, name: str) -> bool | None:

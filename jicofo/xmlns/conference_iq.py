@@ -11,6 +11,8 @@ from xml.etree.ElementTree import Element
 
 from jicofo.xmpp.xml import children, element, qn
 
+from .bounded_json import JsonContentError, decode_json
+
 NS_FOCUS = "http://jitsi.org/protocol/focus"
 CONFERENCE = qn(NS_FOCUS, "conference")
 PROPERTY = qn(NS_FOCUS, "property")
@@ -27,6 +29,10 @@ PROP_LIVE = "live"
 PROP_START_AUDIO_MUTED = "startAudioMuted"
 PROP_START_VIDEO_MUTED = "startVideoMuted"
 PROP_RTCSTATS_ENABLED = "rtcstatsEnabled"
+
+# The HTTP form of a request: a room name, a few ids and a handful of short properties, well under
+# 2 KB from real clients; 64 KiB leaves ample room (the HTTP server's own limit is 1 MiB).
+REQUEST_JSON_MAX_BYTES = 64 * 1024
 
 
 def _check_tag(el: Element) -> None:
@@ -121,6 +127,15 @@ class ConferenceRequest:
             token=token,
             properties={str(k): str(v) for k, v in properties.items()},
         )
+
+    @classmethod
+    def from_json_bytes(cls, body: bytes, token: str | None = None) -> ConferenceRequest:
+        """An HTTP request body, through the bounded JSON decoder. Raises ValueError."""
+        try:
+            document = decode_json(body or b"null", max_chars=REQUEST_JSON_MAX_BYTES)
+        except JsonContentError as exc:
+            raise ValueError(f"the body is not valid JSON ({exc})") from None
+        return cls.from_json(document, token)
 
     def property_is_true(self, name: str) -> bool:
         return self.properties.get(name, "").lower() == "true"

@@ -18,6 +18,7 @@ from .attributes import bool_attr as _bool
 from .attributes import int_attr as _int
 from .attributes import local as _local
 from .attributes import required as _required
+from .attributes import ssrc_attr
 
 NS_JINGLE = "urn:xmpp:jingle:1"
 NS_RTP = "urn:xmpp:jingle:apps:rtp:1"
@@ -255,7 +256,7 @@ class IceUdpTransport:
 
 
 def _ssrc(el: Element) -> int:
-    return _required_int(el, "ssrc", maximum=0xFFFF_FFFF)
+    return ssrc_attr(el, "ssrc")
 
 
 @dataclass(frozen=True, slots=True)

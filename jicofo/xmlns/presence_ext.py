@@ -3,12 +3,12 @@ properties, bridge-not-available, etherpad) and what it reads from a member's pr
 (`MemberPresence`).
 
 Member presence is never refused: a malformed extension is read as absent, because a bad value in
-one element must not make the focus lose track of the member.
+one element must not make the focus lose track of the member. The JSON of `<SourceInfo>` goes
+through the bounded decoder (bounded_json.py).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element
 
 from jicofo.xmpp.xml import children, element, find_child, namespace, qn
 
+from .bounded_json import SOURCE_INFO_MAX_CHARS, JsonContentError, decode_json
 from .jingle import StartMuted
 
 NS_FOCUS = "http://jitsi.org/protocol/focus"
@@ -130,6 +131,9 @@ class Caps:
     hash: str
 
 
+# More codecs than any client has; a longer list is cut here.
+MAX_CODECS = 16
+
 _AUDIO_SOURCE_NAME = re.compile(r".-a\d+\Z")
 _VIDEO_SOURCE_NAME = re.compile(r".-v\d+\Z")
 
@@ -229,7 +233,7 @@ def _read_codecs(codec_list: str | None, legacy_codec_type: str | None) -> tuple
     raw = codec_list if codec_list is not None else legacy_codec_type
     if raw is None:
         return ()
-    codecs = [c.strip().lower() for c in raw.split(",") if c.strip()]
+    codecs = [c.strip().lower() for c in raw.split(",", MAX_CODECS)[:MAX_CODECS] if c.strip()]
     codecs = list(dict.fromkeys(codecs))
     if "vp8" not in codecs:
         codecs.append("vp8")
@@ -240,8 +244,8 @@ def _read_source_info(text: str | None) -> Mapping[str, SourceInfo] | None:
     if text is None:
         return None
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        document = decode_json(text, max_chars=SOURCE_INFO_MAX_CHARS)
+    except JsonContentError:
         return None
     if not isinstance(document, dict):
         return None

@@ -109,6 +109,15 @@ RoomEvent = (
 )
 
 
+def event_stanza(event: RoomEvent) -> Element | None:
+    """The presence or message an event comes from (None for events of our own state)."""
+    if isinstance(event, OccupantJoined | OccupantChanged | OccupantLeft):
+        return event.occupant.presence
+    if isinstance(event, MessageReceived):
+        return event.stanza
+    return None
+
+
 @dataclass
 class JoinResult:
     created: bool
