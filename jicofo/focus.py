@@ -105,6 +105,21 @@ def conference_muc_domains(services: ConferenceServices) -> frozenset[str] | Non
     return frozenset({muc.domain})
 
 
+def room_domain_allowed(domain: str, muc_domains: frozenset[str]) -> bool:
+    """A configured MUC domain, or its tenant form: one more label after the first, as Jitsi's
+    multi-tenant deployments name rooms (`room@conference.<tenant>.meet.example.com`, which
+    Prosody's domain mapper serves from the conference MUC)."""
+    if domain in muc_domains:
+        return True
+    for muc in muc_domains:
+        head, _, rest = muc.partition(".")
+        if rest and domain.startswith(head + ".") and domain.endswith("." + rest):
+            tenant = domain[len(head) + 1 : len(domain) - len(rest) - 1]
+            if tenant and "." not in tenant:
+                return True
+    return False
+
+
 class Focus:
     def __init__(self, services: ConferenceServices, *, max_conferences: int = 10_000) -> None:
         self.services = services
@@ -169,7 +184,7 @@ class Focus:
 
     def _check_room_domain(self, room: JID) -> None:
         """Only rooms on a configured MUC domain: the focus joins no room elsewhere."""
-        if self.muc_domains is not None and room.domain not in self.muc_domains:
+        if self.muc_domains is not None and not room_domain_allowed(room.domain, self.muc_domains):
             log.info("conference request for %s refused: not on %s", room,
                      ", ".join(sorted(self.muc_domains)))
             raise ConferenceRequestError("not-allowed", "the room is not on the conference MUC")

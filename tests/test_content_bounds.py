@@ -262,3 +262,18 @@ def test_conference_muc_domains() -> None:
     assert conference_muc_domains(_services(None)) is None  # nothing configured: unrestricted
     with pytest.raises(ConfigError, match="conference-muc-jid"):
         conference_muc_domains(_services("a@@b"))
+
+
+@pytest.mark.parametrize(("domain", "allowed"), [
+    ("conference.meet.example.com", True),
+    ("conference.tenant1.meet.example.com", True),  # a tenant (Jitsi's domain mapper)
+    ("conference.a.b.meet.example.com", False),
+    ("conference..meet.example.com", False),
+    ("evil.example", False),
+    ("conference.meet.example.com.evil.example", False),
+    ("xconference.meet.example.com", False),
+    ("meet.example.com", False),
+])
+def test_rooms_on_the_conference_muc_or_a_tenant_of_it(domain: str, allowed: bool) -> None:
+    from jicofo.focus import room_domain_allowed
+    assert room_domain_allowed(domain, frozenset({"conference.meet.example.com"})) is allowed
