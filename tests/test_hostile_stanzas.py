@@ -7,6 +7,7 @@ room of its own (sending to the room and, with a Jingle session, to the focus's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -208,3 +209,34 @@ async def test_the_parser_limits_come_from_config(prosody: ProsodyInstance) -> N
             await app.client.request(app.client.iq("get", prosody.domain,
                                                    element("{urn:xmpp:ping}ping")))
 
+
+
+async def test_offers_and_source_adds_over_the_servers_limit_are_split(
+    prosody: ProsodyInstance, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A conference too large for one offer under the server's stanza limit: the late joiner is
+    offered what fits, the rest follows in source-adds that fit, and everyone sees everyone. The
+    limit here (10 KB) stands for Prosody's 256 KiB in a conference of hundreds."""
+    caplog.set_level(logging.INFO, logger="jicofo.conference.participant")
+    limit = 10_000
+    config = focus_config(prosody, {"jicofo.xmpp.stanza-limits.client-max-outgoing-size": limit})
+    room = f"big@{prosody.muc_domain}"
+    async with simulated_bridges(prosody, 1), running_focus(config) as app:
+        await wait_bridges(app)
+        async with participants(prosody, room, 5, json_sources=False) as early:
+            for person in early:
+                await person.wait_for_session(20)
+            async with participants(prosody, room, 1, first=5, json_sources=False) as late:
+                people = early + late
+                await late[0].wait_for_session(20)
+                for person in people:
+                    for other in people:
+                        if other is not person:
+                            assert other.endpoint_id is not None
+                            await person.wait_for_remote_sources(other.endpoint_id, 20)
+                    assert set(person.remote) - {"jvb"} == {
+                        o.endpoint_id for o in people if o is not person}
+                    assert person.errors == [], person.errors
+    assert "session-initiate too large with 6 endpoints' sources" in caplog.text  # 5 + the bridge's
+    # What the focus wrote for the late joiner: every stanza under the limit.
+    assert "source-add not sent" not in caplog.text

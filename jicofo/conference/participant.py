@@ -35,7 +35,7 @@ from jicofo.xmlns.jingle import (
 )
 from jicofo.xmlns.presence_ext import MemberPresence
 from jicofo.xmpp.containment import contain_stanza
-from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, XMPPError
+from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError, StanzaTooLarge, XMPPError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant
 
@@ -317,34 +317,51 @@ class Participant:
         conference = self.conference
         colibri, allocation = self.colibri, self.allocation
         assert colibri is not None and allocation is not None
-        signaled = self._desired_sources(options)
-        offer = build_offer(
-            conference.services.offer_config,
-            options,
-            allocation.transport,
-            signaled,
-            sid=sid,
-            initiator=str(conference.services.client.jid) if conference.services.client.jid else None,
-            sctp_port=allocation.sctp_port or 5000,
-            bridge_session=BridgeSession(colibri.id, colibri.bridge.region),
-            start_muted=conference.start_muted_for(self) if action is Action.SESSION_INITIATE else None,
-            action=action,
-        )
         replacing = action is Action.TRANSPORT_REPLACE
         self.moving = False
         # A replaced transport keeps the session's accepted sources: it stays active.
         self.session = JingleSession(sid, colibri, options,
                                      SessionState.ACTIVE if replacing else SessionState.PENDING)
-        self.signaled = signaled
+        signaled = self._desired_sources(options)
         log.info("%s: %s on bridge %s (%s), sid %s", self, action, colibri.bridge.nickname, reason, sid)
         conference.stats.jingle_sent(str(action))
+        client = conference.services.client
         try:
-            await conference.services.client.request(
-                conference.services.client.iq("set", self.occupant_jid, offer.to_element()),
-                timeout=conference.services.request_timeout,
-            )
+            while True:
+                offer = build_offer(
+                    conference.services.offer_config,
+                    options,
+                    allocation.transport,
+                    signaled,
+                    sid=sid,
+                    initiator=str(client.jid) if client.jid else None,
+                    sctp_port=allocation.sctp_port or 5000,
+                    bridge_session=BridgeSession(colibri.id, colibri.bridge.region),
+                    start_muted=conference.start_muted_for(self) if not replacing else None,
+                    action=action,
+                )
+                self.signaled = signaled
+                try:
+                    await client.request(client.iq("set", self.occupant_jid, offer.to_element()),
+                                         timeout=conference.services.request_timeout)
+                    break
+                except StanzaTooLarge:
+                    # Over the server's stanza limit (a very large conference): offer half the
+                    # others' sources; the rest follow as source-adds once the session is up.
+                    smaller = _first_half(signaled)
+                    if smaller is None:
+                        raise
+                    log.info("%s: %s too large with %d endpoints' sources; offering %d", self,
+                             action, len(signaled), len(smaller))
+                    signaled = smaller
+            if replacing:
+                self._sources_dirty.set()
         except IQTimeout:
             log.info("%s: no answer to %s; treating it as delivered", self, action)
+        except StanzaTooLarge as exc:  # even without the others' sources: nothing to offer
+            log.error("%s: %s not sent: %s", self, action, exc)
+            await self.terminate("general-error", "offer too large", send=False)
+            self.invited = False
         except StanzaError as exc:
             log.warning("%s: %s refused: %s", self, action, exc)
             await self.terminate("general-error", "jingle session failed", send=True)
@@ -593,14 +610,28 @@ class Participant:
         change = diff(self.signaled, desired)
         self.signaled = desired
         for action, sources in ((Action.SOURCE_REMOVE, change.remove), (Action.SOURCE_ADD, change.add)):
-            if not sources:
-                continue
-            if session.options.json_sources:
-                jingle = JingleIQ(action, session.sid, json_message=encode_json(sources))
-            else:
-                jingle = JingleIQ(action, session.sid, contents=source_contents(sources))
-            self.conference.stats.jingle_sent(str(action))
+            if sources:
+                await self._signal(session, action, sources)
+
+    async def _signal(self, session: JingleSession, action: Action,
+                      sources: ConferenceSourceMap) -> None:
+        """One source-add / source-remove; split by endpoint while it is over the server's
+        stanza limit."""
+        if session.options.json_sources:
+            jingle = JingleIQ(action, session.sid, json_message=encode_json(sources))
+        else:
+            jingle = JingleIQ(action, session.sid, contents=source_contents(sources))
+        try:
             await self._send_quietly(jingle)
+        except StanzaTooLarge as exc:
+            first = _first_half(sources)
+            if first is None:
+                log.error("%s: %s not sent: %s", self, action, exc)
+                return
+            await self._signal(session, action, first)
+            await self._signal(session, action, sources.difference(first))
+            return
+        self.conference.stats.jingle_sent(str(action))
 
     def forget_sources_of(self, owner: str) -> None:
         """A member left: clients learn that from presence, so nothing is sent; we only stop
@@ -616,3 +647,12 @@ class Participant:
         except NotConnected as exc:
             log.info("%s: %s not sent: %s", self, jingle.action, exc)
 
+
+def _first_half(sources: ConferenceSourceMap) -> ConferenceSourceMap | None:
+    """The first half of the endpoints (the bridge's feedback sources stay in it), or None when
+    there is nothing left to split."""
+    owners = list(sources)
+    if len(owners) < 2:
+        return None
+    owners.sort(key=lambda owner: owner != BRIDGE_OWNER)
+    return ConferenceSourceMap({owner: sources.get(owner) for owner in owners[: len(owners) // 2]})
