@@ -400,9 +400,9 @@ class SimulatedBridge:
     def _record_answer(self, iq: Element, payload: Element | None, err: StanzaError | None) -> None:
         for entry in reversed(self.requests):
             if entry["id"] == iq.get("id") and entry["from"] == iq.get("from"):
-                if payload is not None:
-                    entry["response"] = serialize(payload)
-                if err is not None:
+                if err is None:  # an empty result (a passed health check) is logged as ""
+                    entry["response"] = serialize(payload) if payload is not None else ""
+                else:
                     reason = err.app_element.get("reason") if err.app_element is not None else None
                     entry["error"] = {"condition": err.condition, "reason": reason, "text": err.text}
                 return
