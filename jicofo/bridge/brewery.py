@@ -219,7 +219,8 @@ class Brewery:
             "brewery": str(self.jid),
             "joined": self.joined,
             "bridges": {
-                b.nickname: {**b.to_json(now), "health": self.health(b).value}
+                b.nickname: {**b.to_json(now), "health": self.health(b).value,
+                             "silent-for": round(b.silence.silent_for(now), 3)}
                 for b in self.bridges.values()
             },
         }
