@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -28,7 +29,7 @@ import pytest
 import trio
 
 from jicofo.app import FocusApp
-from jicofo.bridge.brewery import HealthState
+from jicofo.bridge.brewery import BridgeFailed, HealthState
 from jicofo.bridge.model import Bridge
 from jicofo.conference.conference import Conference
 from jicofo.http.client import get_json, post_json
@@ -519,3 +520,171 @@ async def test_a_draining_bridge_is_avoided_while_another_exists(prosody: Prosod
                 assert bridges_of(first_conference) == [busy.nickname]
                 untouched(first, first_sessions)
                 no_errors(first + second)
+
+
+# ----- a bridge that answers nothing (issue 13) --------------------------------------------------
+
+# Short deadlines so that these run in seconds: health checks every second with a 2 s deadline and
+# a 1 s retry delay, Colibri2 requests with a 2 s deadline, a bridge failed after 6 s of silence
+# (longer than a check and its retry both timing out: 2 + 1 + 2 s).
+SILENCE_TIMEOUT = 6.0
+QUICK_DEADLINES = {
+    **HEALTH_EVERY_SECOND,
+    "jicofo.bridge.health-checks.retry-delay": "1 second",
+    "jicofo.bridge.health-checks.silence-timeout": f"{SILENCE_TIMEOUT:g} seconds",
+    "jicofo.xmpp.client.reply-timeout": "2 seconds",  # the health checks' deadline
+    "jicofo.xmpp.service.reply-timeout": "2 seconds",  # Colibri2's
+}
+
+
+@dataclass
+class TwoOnOne:
+    app: FocusApp
+    first: SimulatedBridge  # both conferences are on it
+    first_control: int  # its control API's port
+    second: SimulatedBridge
+    calls: list[tuple[Conference, list[SimulatedParticipant], dict[str, str]]]  # + session ids
+
+
+@asynccontextmanager
+async def two_conferences_on_one_bridge(
+    prosody: ProsodyInstance, extra: dict[str, Any],
+) -> AsyncIterator[TwoOnOne]:
+    """Two conferences of two on one bridge (the only one when they start), then a second bridge
+    in the brewery to move to."""
+    rooms = [room_of(prosody, "alpha"), room_of(prosody, "beta")]
+    async with simulated_bridges(prosody, 1, prefix="jvb-first-") as firsts, \
+            running_focus(focus_config(prosody, extra)) as app:
+        (first,) = firsts.bridges
+        await wait_for_bridge(app, first.nickname)
+        async with participants(prosody, rooms[0], 2) as alpha, \
+                participants(prosody, rooms[1], 2, first=2) as beta:
+            calls = []
+            for room, people in zip(rooms, (alpha, beta), strict=True):
+                before = await sessions_of(people)
+                await sources_exchanged(people)
+                conference = conference_of(app, room)
+                assert bridges_of(conference) == [first.nickname]
+                calls.append((conference, people, before))
+            async with simulated_bridges(prosody, 1, prefix="jvb-second-") as seconds:
+                (second,) = seconds.bridges
+                await wait_for_bridge(app, second.nickname)
+                yield TwoOnOne(app, first, firsts.http_port, second, calls)
+
+
+def health_answers(bridge: SimulatedBridge, since: float) -> int:
+    return sum(1 for e in bridge.requests if e["kind"] == "health" and e["time"] > since
+               and (e["response"] is not None or e["error"] is not None))
+
+
+async def test_a_colibri2_update_that_times_out_moves_the_conference(prosody: ProsodyInstance) -> None:
+    """The bridge stops answering Colibri2 (its health checks still pass). The next update (a
+    participant starts a screen share) times out: the bridge is marked (no new allocations) and
+    that conference's participants are re-invited on the other bridge. The other conference on
+    the bridge has sent nothing since and is left alone: the bridge still answers its health
+    checks, so it is not failed (see the next test for one that answers nothing)."""
+    async with two_conferences_on_one_bridge(prosody, QUICK_DEADLINES) as setup:
+        app, first, second, calls = setup.app, setup.first, setup.second, setup.calls
+        assert app.brewery is not None
+        (conference, people, before), (bystanders, theirs, their_sessions) = calls
+        (bridge,) = conference.colibri_sessions
+        first.faults.silent = {"colibri"}
+        silent_at = time.time()
+        started = trio.current_time()
+        await people[0].add_source("desktop")
+        await wait_until(lambda: any(e["kind"] == "update" and e["time"] > silent_at for e in first.requests),
+                         DEADLINE, "the update to reach the silent bridge")
+
+        await moved_to(people, before, conference, second)
+        moved_after = min(e.time for p in people for e in p.events_of("session-terminate", "in"))
+        print(f"\nColibri2-silent bridge: conference moved {moved_after - started:.2f} s after the "
+              f"update (Colibri2 deadline 2 s)")
+        assert not bridge.is_operational(trio.current_time())
+        no_errors(people)
+
+        # The bridge kept answering health checks all along, so nobody else was moved.
+        await wait_until(lambda: health_answers(first, silent_at) >= 3, DEADLINE, "health checks")
+        assert app.brewery.health(bridge) is HealthState.OK
+        assert bridges_of(bystanders) == [first.nickname]
+        untouched(theirs, their_sessions)
+        no_errors(theirs)
+
+
+async def test_a_bridge_that_answers_nothing_has_every_conference_moved(prosody: ProsodyInstance) -> None:
+    """The bridge hangs: it stays in the brewery (its presence is still there) but answers no
+    health check and no Colibri2 request, and no conference sends it anything. Once it has
+    answered nothing for the silence timeout it is failed and both conferences on it move to the
+    other bridge; not before (the first unanswered check goes out after the hang)."""
+    async with two_conferences_on_one_bridge(prosody, QUICK_DEADLINES) as setup:
+        app, first, second, calls = setup.app, setup.first, setup.second, setup.calls
+        assert app.brewery is not None
+        brewery = app.brewery
+        (bridge,) = calls[0][0].colibri_sessions
+        failed_at: list[float] = []
+        brewery.add_listener(lambda e: failed_at.append(trio.current_time())
+                             if isinstance(e, BridgeFailed) and e.bridge is bridge else None)
+        hung_at_wall = time.time()
+        hung_at = trio.current_time()
+        await post_json("127.0.0.1", setup.first_control, f"/bridges/{first.nickname}/faults",
+                        {"hung": True})
+        for conference, people, before in calls:
+            await moved_to(people, before, conference, second)
+            no_errors(people)
+        assert bridge.jid in brewery.bridges and not bridge.removed, "it never left the brewery"
+        assert brewery.health(bridge) is HealthState.FAILED
+        assert len(failed_at) == 1
+        first_unanswered = min(e["time"] for e in first.requests
+                               if e["kind"] == "health" and e["time"] > hung_at_wall)
+        moved = min(e.time for _, people, _ in calls for p in people
+                    for e in p.events_of("session-terminate", "in"))
+        print(f"\nhung bridge: failed {failed_at[0] - hung_at:.2f} s after the hang "
+              f"({failed_at[0] - hung_at - (first_unanswered - hung_at_wall):.2f} s after the first "
+              f"unanswered health check), first participant moved {moved - hung_at:.2f} s after the hang "
+              f"(silence-timeout {SILENCE_TIMEOUT:g} s)")
+        assert failed_at[0] - hung_at >= SILENCE_TIMEOUT
+        # Nothing was allocated there after the hang.
+        assert [e for e in first.requests if e["kind"] == "allocate" and e["time"] > hung_at_wall] == []
+
+
+@pytest.mark.parametrize("how", ["slow", "health-silent"])
+async def test_a_slow_bridge_keeps_its_participants(prosody: ProsodyInstance, how: str) -> None:
+    """"slow": every answer, Colibri2 and health, comes 1.2 s late (within the 2 s deadlines).
+    "health-silent": its health checks go unanswered (so it takes no new conference) but the
+    conference's Colibri2 updates, one every 1.5 s, are answered. Either way the bridge answers
+    something within every silence window: for twice the silence timeout nobody is moved."""
+    async with two_conferences_on_one_bridge(prosody, QUICK_DEADLINES) as setup:
+        app, first, calls = setup.app, setup.first, setup.calls
+        assert app.brewery is not None
+        (conference, people, before), (_, theirs, their_sessions) = calls
+        ((bridge, colibri),) = conference.colibri_sessions.items()
+        if how == "slow":
+            first.faults.latency = {"all": (1.2, 1.2)}
+        else:
+            first.faults.silent = {"health"}
+        since = time.time()
+        end = trio.current_time() + 2 * SILENCE_TIMEOUT
+        updates = 0
+        while trio.current_time() < end:
+            # One update at a time: the bridge handles a conference's requests in order, so
+            # faster traffic would queue up behind the latency until it times out.
+            name = await people[0].add_source("desktop")
+            await trio.sleep(1.5)
+            await people[0].remove_source(name)
+            await trio.sleep(1.5)
+            updates += 2
+
+        def answered() -> int:
+            return sum(1 for e in first.requests if e["kind"] == "update" and e["time"] > since
+                       and e["response"] is not None)
+
+        await wait_until(lambda: answered() >= updates, DEADLINE, "the updates' answers")
+        if how == "slow":
+            assert health_answers(first, since) >= 3
+            assert app.brewery.health(bridge) is HealthState.OK
+            assert bridge.is_operational(trio.current_time())
+        else:
+            assert app.brewery.health(bridge) is HealthState.TIMED_OUT  # no new conferences
+        assert conference.colibri_sessions == {bridge: colibri}
+        untouched(people, before)
+        untouched(theirs, their_sessions)
+        no_errors(people + theirs)

@@ -341,3 +341,38 @@ async def test_cli_help_documents_every_option() -> None:
                    "--release", "--stress", "--stress-per-endpoint", "--stats-interval",
                    "--websocket-url", "--http-port", "--config"):
         assert option in text, option
+
+
+async def test_silent_to_colibri2_to_health_checks_or_hung(prosody: ProsodyInstance) -> None:
+    """Each kind of silence alone leaves the other answered; a hung bridge answers neither and
+    stays in the brewery (its connection lives); lifting the fault makes it answer again."""
+    async with simulator(prosody) as sim:
+
+        async def health(timeout: float = 5) -> Element:
+            check = parse_fragment("<healthcheck xmlns='http://jitsi.org/protocol/healthcheck'/>")
+            return await sim.focus.request(sim.focus.iq("get", sim.bridge_jid(), check), timeout)
+
+        await sim.colibri(_endpoint_xml("a1", create_conference=True))
+        await sim.control("POST", "/faults", {"silent": ["colibri"]})
+        assert (await health()).get("type") == "result"
+        with pytest.raises(IQTimeout):
+            await sim.colibri(_endpoint_xml("a2"), timeout=0.5)
+
+        await sim.control("POST", "/faults", {"silent": ["health"]})
+        await sim.colibri(_endpoint_xml("a3"))
+        with pytest.raises(IQTimeout):
+            await health(timeout=0.5)
+
+        faults = await sim.control("POST", "/faults", {"hung": True})
+        assert isinstance(faults, dict) and faults["hung"] is True
+        with pytest.raises(IQTimeout):
+            await health(timeout=0.5)
+        with pytest.raises(IQTimeout):
+            await sim.colibri(_endpoint_xml("a4"), timeout=0.5)
+        assert "jvb-sim-1" in sim.brewery.occupants
+        status, _ = await request("127.0.0.1", sim.http_port, "POST", "/faults", {"hung": "yes"})
+        assert status == 400
+
+        await sim.control("POST", "/faults", {})
+        assert (await health()).get("type") == "result"
+        await sim.colibri(_endpoint_xml("a5"))

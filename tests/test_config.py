@@ -100,6 +100,7 @@ def test_bridge_defaults() -> None:
     checks = bridge.health_checks
     assert (checks.enabled, checks.interval, checks.retry_delay) == (True, 10.0, 5.0)
     assert (checks.use_presence, checks.presence_timeout) == (False, 45.0)
+    assert checks.silence_timeout == 45.0
     ice = bridge.ice_failure_detection
     assert (ice.enabled, ice.interval, ice.min_endpoints, ice.threshold, ice.timeout) == (
         False,

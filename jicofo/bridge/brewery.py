@@ -37,6 +37,13 @@ goes to the bridge's occupant JID with the reply timeout as deadline:
   `HealthState.TIMED_OUT` from `FAILED`;
 - any other error is only logged (once per distinct condition).
 
+Silence (ours, issue 13; `health-checks.silence-timeout`, silence.py): a bridge that answers
+nothing at all, neither a health check nor any conference's Colibri2 request, for that long after
+one of them timed out is failed (`BridgeFailed`: every conference moves off it), as if a health
+check had been answered with an error. Any answer resets the clock, so a slow bridge, or one whose
+health checks alone time out, is never failed this way. A failed bridge whose checks then time
+out stays FAILED (no second failure episode). The watch runs with health checks off too.
+
 No check is sent, and a timeout does not count, while our own connection is down or we are out of
 the room: that says nothing about the bridge. With `use-presence` no IQ is sent: each interval, no
 stats presence for `presence-timeout` counts as timed out, `healthy=false` as failed, otherwise
@@ -52,6 +59,7 @@ checks; it emits no events.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +85,7 @@ from jicofo.xmpp.muc import (
 from jicofo.xmpp.xml import element
 
 from .model import Bridge
+from .silence import ask, watch_silence
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +220,8 @@ class Brewery:
             "brewery": str(self.jid),
             "joined": self.joined,
             "bridges": {
-                b.nickname: {**b.to_json(now), "health": self.health(b).value}
+                b.nickname: {**b.to_json(now), "health": self.health(b).value,
+                             "silent-for": round(b.silence.silent_for(now), 3)}
                 for b in self.bridges.values()
             },
         }
@@ -323,9 +333,10 @@ class Brewery:
                  bridge.region, bridge.relay_id, bridge.stress, bridge.drain, bridge.graceful_shutdown,
                  bridge.shutting_down)
         checks = self.config.health_checks
-        if checks.enabled and checks.interval > 0 and self._nursery is not None:
+        health = checks.enabled and checks.interval > 0
+        if (health or checks.silence_timeout > 0) and self._nursery is not None:
             watch.scope = trio.CancelScope()
-            self._nursery.start_soon(self._health_loop, bridge, watch.scope)
+            self._nursery.start_soon(self._watch_bridge, bridge, watch.scope, health)
         self._emit(BridgeAdded(bridge))
 
     def _remove(self, bridge: Bridge, reason: str) -> None:
@@ -350,17 +361,32 @@ class Brewery:
 
     # ----- health --------------------------------------------------------------------------------
 
-    async def _health_loop(self, bridge: Bridge, scope: trio.CancelScope) -> None:
-        checks = self.config.health_checks
+    async def _watch_bridge(self, bridge: Bridge, scope: trio.CancelScope, health: bool) -> None:
+        """The bridge's health checks and its silence watch, until it is removed."""
+        silence_timeout = self.config.health_checks.silence_timeout
         with scope:
-            while True:
-                await trio.sleep(checks.interval)
-                if not self._can_check():
-                    continue
-                if checks.use_presence:
-                    self._presence_verdict(bridge)
-                else:
-                    await self._check(bridge)
+            async with trio.open_nursery() as nursery:
+                if health:
+                    nursery.start_soon(self._health_loop, bridge)
+                if silence_timeout > 0:
+                    nursery.start_soon(functools.partial(
+                        watch_silence, bridge, silence_timeout,
+                        lambda seconds: self._silent(bridge, seconds), can_judge=self._can_check))
+
+    def _silent(self, bridge: Bridge, seconds: float) -> None:
+        self._verdict(bridge, HealthState.FAILED,
+                      f"answered nothing (Colibri2 or health check) for {seconds:.1f} s")
+
+    async def _health_loop(self, bridge: Bridge) -> None:
+        checks = self.config.health_checks
+        while True:
+            await trio.sleep(checks.interval)
+            if not self._can_check():
+                continue
+            if checks.use_presence:
+                self._presence_verdict(bridge)
+            else:
+                await self._check(bridge)
 
     def _presence_verdict(self, bridge: Bridge) -> None:
         now = self.clock()
@@ -381,7 +407,7 @@ class Brewery:
                 return
             iq = self.client.iq("get", bridge.jid, element(f"{{{NS_HEALTHCHECK}}}healthcheck"))
             try:
-                await self.client.request(iq, timeout=self.request_timeout)
+                await ask(self.client, bridge, iq, timeout=self.request_timeout)
             except IQTimeout:
                 if not self._can_check():
                     return
@@ -432,6 +458,10 @@ class Brewery:
             return
         bridge.mark_failed(now)
         watch.operational = False
+        if state is HealthState.TIMED_OUT and previous is HealthState.FAILED:
+            # Still failed: a failed bridge whose checks now time out (a silent one, typically)
+            # is not downgraded, so that its next silence verdict is not a new failure.
+            watch.state = state = HealthState.FAILED
         if state is previous:
             return
         if state is HealthState.TIMED_OUT:

@@ -11,10 +11,13 @@ their failures reported to the conference through `on_failure`.
 When the bridge fails, the conference cancels the session task's scope: every request in flight
 ends there, and the conference re-invites the participants that were on it elsewhere.
 
-How errors are read follows focus-behaviour.md §2.10: `ColibriFailure` says whether the bridge
-lost the conference (`session_lost`: move everyone), whether the bridge must be marked
-(`mark_bridge`: "failed" = non-operational, "graceful" = in graceful shutdown), and whether only
-one endpoint is unknown to the bridge (`unknown_endpoint`: re-invite that one).
+How errors are read follows focus-behaviour.md §2.10, except that a request of any kind that
+times out fails the session and marks the bridge (upstream ignores timed-out background
+requests). `ColibriFailure` says whether the bridge lost the conference (`session_lost`: move
+everyone), whether the bridge must be marked (`mark_bridge`: "failed" = non-operational,
+"graceful" = in graceful shutdown), and whether only one endpoint is unknown to the bridge
+(`unknown_endpoint`: re-invite that one). Every request goes through `silence.ask`, so that a
+bridge that answers nothing at all is failed for every conference (brewery.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Protocol
 import trio
 
 from jicofo.bridge.model import Bridge
+from jicofo.bridge.silence import ask
 from jicofo.conference.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
 from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription, SourceElement, SsrcGroupElement
@@ -42,7 +46,6 @@ QUEUE_SIZE = 1000
 # out in order on one XMPP connection and the bridge handles a conference's requests in order
 # (upstream sends without waiting at all); the window only bounds what a slow bridge can owe us.
 MAX_IN_FLIGHT = 16
-_IGNORED_TIMEOUTS = frozenset({"update", "expire", "relay-update", "relay-transport", "relay-expire"})
 
 
 class ColibriFailure(Exception):
@@ -55,8 +58,10 @@ class ColibriFailure(Exception):
         unknown_endpoint: bool = False,
         endpoint_id: str | None = None,
         reason: str | None = None,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(text)
+        self.timed_out = timed_out  # no answer at all (not an error answer)
         self.reason = reason  # the Colibri2 error reason, when the bridge gave one
         self.session_lost = session_lost
         self.mark_bridge = mark_bridge
@@ -247,7 +252,7 @@ class ColibriSession:
             sent()
 
         try:
-            answer = await self.client.request(iq, timeout=self.timeout, on_sent=written)
+            answer = await ask(self.client, self.bridge, iq, timeout=self.timeout, on_sent=written)
             body = answer.find(c2.CONFERENCE_MODIFIED)
             if body is None:
                 raise ColibriFailure("the answer is not a conference-modified", session_lost=False,
@@ -260,13 +265,12 @@ class ColibriSession:
                 raise ColibriFailure(f"malformed conference-modified: {exc}", session_lost=False,
                                      mark_bridge="failed") from None
         except IQTimeout:
-            if request.done is None and request.kind in _IGNORED_TIMEOUTS:
-                # §2.10: an update, relay update or expire that times out is logged and ignored
-                # (the health checks judge the bridge); a relay create that times out is not.
-                request.error = ColibriFailure(f"{request.kind} timed out", session_lost=False)
-            else:
-                request.error = ColibriFailure(f"{request.kind} timed out", session_lost=True,
-                                               mark_bridge="failed")
+            # Any request that times out, an allocation as much as an update, relay change or
+            # expire, means the bridge did not answer: it is marked and the conference moves off
+            # it. (Upstream ignores timed-out background requests, §2.10, and relies on health
+            # checks, which move nobody on a timeout: a hung bridge kept its conferences.)
+            request.error = ColibriFailure(f"{request.kind} timed out", session_lost=True,
+                                           mark_bridge="failed", timed_out=True)
         except NotConnected as exc:
             request.error = ColibriFailure(f"{request.kind} not sent: {exc}", session_lost=False)
         except StanzaError as err:
@@ -286,7 +290,7 @@ class ColibriSession:
         if request.error is not None:
             log.warning("%s: %s for %s failed: %s", self, request.kind,
                         request.endpoint_id or "the conference", request.error)
-            if request.kind in ("expire", "relay-expire"):
+            if request.kind in ("expire", "relay-expire") and not request.error.timed_out:
                 return  # nothing to recover: it was going away
             if self.on_failure is not None:
                 self.on_failure(self, request.error, request.endpoint_id)
@@ -504,7 +508,7 @@ class ColibriSession:
             "get", self.bridge.jid, c2.ConferenceModify(meeting_id=self.meeting_id, expire=True).to_element()
         )
         try:
-            await self.client.request(iq, timeout=self.timeout)
+            await ask(self.client, self.bridge, iq, timeout=self.timeout)
         except (IQTimeout, NotConnected, StanzaError) as exc:
             log.info("%s: conference expire not confirmed: %s", self, exc)
 

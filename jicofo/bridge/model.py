@@ -40,6 +40,8 @@ import trio
 from jicofo.config.model import BridgeConfig, IceFailureDetectionConfig
 from jicofo.xmpp.jid import JID
 
+from .silence import SilenceTracker
+
 log = logging.getLogger(__name__)
 
 # Upstream defaults (reference.conf), for bridges built without a config (tests, tools).
@@ -112,6 +114,8 @@ class Bridge:
         self._recent_additions: deque[float] = deque()
         self._restart_requests: deque[float] = deque()
         self._ice_failed_at: float | None = None  # when failing ICE was last detected
+        # What it has answered lately, across conferences and health checks (silence.py).
+        self.silence = SilenceTracker()
 
     def __repr__(self) -> str:
         return (f"<Bridge {self.nickname} version={self.full_version} relay={self.relay_id} "

@@ -554,7 +554,11 @@ class Conference:
         """A Colibri2 request failed (focus-behaviour.md §2.10). Decide what moves."""
         if session.retired:
             # Already dropped (and its participants moved): only a member whose allocation
-            # was lost with it still needs an invite.
+            # was lost with it still needs an invite. A timeout (of the conference expire sent
+            # after the last member left, say) still marks the bridge: it did not answer.
+            if failure.timed_out and failure.mark_bridge is not None \
+                    and session.bridge.is_operational(trio.current_time()):
+                self._mark_bridge(session.bridge, failure.mark_bridge, str(failure))
             if endpoint_id in self.participants:
                 participant = self.participants[endpoint_id]
                 if not participant.has_media_session:
@@ -630,8 +634,9 @@ class Conference:
         if isinstance(event, BridgeRemoved | BridgeFailed | BridgeShuttingDown):
             session = self.colibri_sessions.get(event.bridge)
             if session is not None:
-                what = {BridgeRemoved: "left the brewery", BridgeFailed: "failed its health check",
-                        BridgeShuttingDown: "is shutting down"}[type(event)]
+                what = (f"failed ({event.reason})" if isinstance(event, BridgeFailed) else
+                        {BridgeRemoved: "left the brewery",
+                         BridgeShuttingDown: "is shutting down"}[type(event)])
                 self._move_off(session, f"bridge {event.bridge.nickname} {what}",
                                cancel=True)
         elif isinstance(event, BridgeAdded | BridgeRecovered):

@@ -230,6 +230,7 @@ def _bridge_health_checks(section: Section) -> BridgeHealthChecksConfig:
         retry_delay=interval / 2 if retry_delay is None else retry_delay,
         use_presence=section.boolean("use-presence"),
         presence_timeout=section.duration("presence-timeout"),
+        silence_timeout=section.duration("silence-timeout"),
     )
 
 

@@ -124,6 +124,7 @@ class BridgeHealthChecksConfig:
     retry_delay: float  # half the interval unless set
     use_presence: bool
     presence_timeout: float
+    silence_timeout: float  # 0: a bridge is never failed for answering nothing
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,9 @@ class Faults:
     wrong_shape: str | None = None  # "not-conference-modified" | "no-transport" | "no-sctp" | "relay-setup"
     presence_frozen: bool = False
     latency: dict[str, tuple[float, float]] = field(default_factory=dict)  # kind -> (min, max) seconds
+    # A bridge that hangs: its XMPP connection lives on (keepalives), so it stays in the brewery
+    # with its last presence, but it answers no Colibri2 or health-check IQ and publishes no stats.
+    hung: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class Faults:
             "wrong_shape": self.wrong_shape,
             "presence_frozen": self.presence_frozen,
             "latency": {k: list(v) for k, v in self.latency.items()},
+            "hung": self.hung,
         }
 
 
@@ -214,7 +218,7 @@ class SimulatedBridge:
             with trio.move_on_after(self.stats_interval):
                 await self._presence_changed.wait()
             self._presence_changed = trio.Event()
-            if self.faults.presence_frozen or not self._in_brewery:
+            if self.faults.presence_frozen or self.faults.hung or not self._in_brewery:
                 continue
             self._count_mucs()
             stats = self._stats_element()
@@ -362,7 +366,9 @@ class SimulatedBridge:
 
     def _is_silent(self, kind: str) -> bool:
         silent = self.faults.silent
-        return "all" in silent or kind in silent or (kind != "health" and "colibri" in silent)
+        if self.faults.hung or "all" in silent or kind in silent:
+            return True
+        return kind != "health" and "colibri" in silent
 
     async def _on_version(self, iq: Element) -> Element:
         info = self.engine.identity
@@ -394,9 +400,9 @@ class SimulatedBridge:
     def _record_answer(self, iq: Element, payload: Element | None, err: StanzaError | None) -> None:
         for entry in reversed(self.requests):
             if entry["id"] == iq.get("id") and entry["from"] == iq.get("from"):
-                if payload is not None:
-                    entry["response"] = serialize(payload)
-                if err is not None:
+                if err is None:  # an empty result (a passed health check) is logged as ""
+                    entry["response"] = serialize(payload) if payload is not None else ""
+                else:
                     reason = err.app_element.get("reason") if err.app_element is not None else None
                     entry["error"] = {"condition": err.condition, "reason": reason, "text": err.text}
                 return

@@ -31,7 +31,12 @@ Faults JSON (every key optional; POST replaces the whole set):
                "kinds": ["allocate", ...], "count": 1},
      "wrong_shape": "not-conference-modified"|"no-transport"|"no-sctp"|"relay-setup",
      "presence_frozen": true,
-     "latency": {"allocate": [0.1, 0.5], "all": 0.05}}
+     "latency": {"allocate": [0.1, 0.5], "all": 0.05},
+     "hung": true}
+"silent" drops the answers of those kinds only ("colibri": every Colibri2 kind, not health); the
+bridge stays in the brewery and keeps publishing stats. "hung" is a bridge that hangs: it stays
+in the brewery (its connection lives) with its last presence, answers no Colibri2 or health IQ
+and publishes nothing more, i.e. "silent": ["all"] with "presence_frozen".
 Request kinds: allocate, update, expire, relay-create, relay-update, connect, health.
 """
 
@@ -206,7 +211,7 @@ async def _expire_endpoint(bridge: SimulatedBridge, req: Request) -> Response:
 def parse_faults(body: dict[str, Any]) -> Faults:
     """Validate the faults JSON; a mistake is a 400 naming the key."""
     faults = Faults()
-    known = {"silent", "error", "wrong_shape", "presence_frozen", "latency"}
+    known = {"silent", "error", "wrong_shape", "presence_frozen", "latency", "hung"}
     unknown = set(body) - known
     if unknown:
         raise HttpError(400, f"unknown fault keys: {sorted(unknown)}")
@@ -232,6 +237,10 @@ def parse_faults(body: dict[str, Any]) -> Faults:
         raise HttpError(400, f"wrong_shape: unknown shape {shape!r}")
     faults.wrong_shape = shape
     faults.presence_frozen = bool(body.get("presence_frozen", False))
+    hung = body.get("hung", False)
+    if not isinstance(hung, bool):
+        raise HttpError(400, "hung: true or false")
+    faults.hung = hung
     latency = body.get("latency", {})
     if not isinstance(latency, dict):
         raise HttpError(400, "latency: an object of kind -> seconds or [min, max]")
