@@ -136,6 +136,7 @@ class Focus:
             services.client.announce_presence(
                 *([self.client_proxy] if self.client_proxy is not None else [])
             )
+        services.client.on_session(self._on_client_session)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -162,13 +163,18 @@ class Focus:
         try:
             room = parse_room(request.room)
             self._check_room_domain(room)
-            conference = self.conferences.get(room)
-            if conference is None:
-                stats.conference_requests_new += 1
-                conference = self._create(room, request)
+            if not self.services.client.connected:
+                # Not in any room right now; if the session does not resume, the conferences we
+                # have are stopped. Not ready: the client asks again in a second.
+                ready = False
             else:
-                conference.rearm_start_timeout()
-            ready = await self._wait_joined(conference)
+                conference = await self._live_conference(room)
+                if conference is None:
+                    stats.conference_requests_new += 1
+                    conference = self._create(room, request)
+                else:
+                    conference.rearm_start_timeout()
+                ready = await self._wait_joined(conference)
         except ConferenceRequestError:
             stats.conference_requests_errors += 1
             raise
@@ -218,6 +224,18 @@ class Focus:
             if self.conferences.get(conference.room_jid) is conference:
                 del self.conferences[conference.room_jid]
             self.services.stats.conference_seconds += time.time() - conference.created_at
+
+    async def _live_conference(self, room: JID) -> Conference | None:
+        """The conference of `room`, unless it is stopping: then wait (bounded) until it is
+        gone, so that a new one is created rather than a stopping one reported ready."""
+        conference = self.conferences.get(room)
+        while conference is not None and conference.stop_reason is not None:
+            with trio.move_on_after(self.services.request_timeout) as waited:
+                await conference.stopped.wait()
+            if waited.cancelled_caught:
+                raise ConferenceRequestError("service-unavailable", "the conference is stopping")
+            conference = self.conferences.get(room)
+        return conference
 
     async def _wait_joined(self, conference: Conference) -> bool:
         timeout = self.services.request_timeout * 2
@@ -288,6 +306,21 @@ class Focus:
         for conference in list(self.conferences.values()):
             with contain_stanza(None, f"bridge event {type(event).__name__}", room=conference.room_jid):
                 conference.bridge_event(event)
+
+    # ----- a new XMPP session --------------------------------------------------------------------
+
+    def _on_client_session(self, resumed: bool) -> None:
+        """A session of the client connection came up. Not resumed: the server has forgotten our
+        occupancy of every room, so every conference is stopped cleanly (its bridge conferences
+        are expired on this new session), as upstream does; the clients see the focus leave and
+        reload, which asks for the conference again."""
+        if resumed:
+            return
+        for conference in list(self.conferences.values()):
+            if conference.stop_reason is None:
+                log.warning("conference %s: ending it: the focus's XMPP session was not resumed",
+                            conference.room_jid)
+                conference.stop("the focus's XMPP session was not resumed")
 
     # ----- shutdown -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from jicofo.stress.scenario import (
     Scenario,
     ScenarioError,
     load_scenario_file,
+    parse_delay_range,
     parse_duration,
     parse_range,
     scenario_from_mapping,
@@ -44,6 +45,11 @@ def test_durations_ranges_and_faults_parse() -> None:
     for bad in ("8-3", "0", "a-b", "3-500"):
         with pytest.raises(ScenarioError, match="participants"):
             parse_range(bad)
+    assert parse_delay_range("10s-30s") == (10.0, 30.0)
+    assert parse_delay_range("500ms") == (0.5, 0.5)
+    assert Scenario().reload_delay == (10.0, 30.0)  # the web client's page reload
+    with pytest.raises(ScenarioError, match="reload-delay"):
+        parse_delay_range("30s-10s")
     for bad in ("explode@3s", "kill-bridge", "kill-bridge@later"):
         with pytest.raises(ScenarioError):
             Fault.parse(bad)
@@ -163,3 +169,30 @@ def test_every_participant_of_a_killed_bridge_is_re_invited(
     assert fault["reinvite"]["count"] == fault["reinvited"]
     assert 0 < fault["reinvite"]["p50_ms"] <= fault["reinvite"]["max_ms"] < 5000
     assert f"fault kill-bridge@5s at 5.0 s on {fault['bridge']}" in stdout
+
+
+@pytest.mark.prosody
+def test_after_the_focus_session_is_dropped_every_page_reloads_and_no_bridge_conference_leaks(
+    tmp_path: Path,
+) -> None:
+    """The focus's XMPP session ends on Prosody at 4 s (it cannot resume): every participant sees
+    the focus leave, reloads, and is back in session; the bridges keep nothing of the old calls."""
+    if not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+    out = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "jicofo.stress.cli", "--local", "--conferences", "3", "--participants", "3",
+         "--join-rate", "15", "--duration", "12s", "--fault", "drop-focus-connection@4s",
+         "--reload-delay", "1s-2s", "--json", str(out), "--quiet", "--strict"],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    (fault,) = report["faults"]
+    assert fault["error"] is None and fault["affected"] == 9
+    assert fault["reload"]["reloaded"] == 9 and report["reloads"] == 9
+    assert fault["reload"]["back_in_session"] == 9 and fault["reload"]["not_back"] == 0
+    assert fault["reload"]["back_after"]["count"] == 9
+    assert report["bridge_leaks"]["orphaned_at_load_end"] == 0
+    assert report["bridge_leaks"]["left_at_end"] == 0
+    assert report["joins"]["completed"] == 18 and report["errors"]["total"] == 0

@@ -176,12 +176,19 @@ class Brewery:
         self._watches: dict[Bridge, _Watch] = {}
         self._nursery: trio.Nursery | None = None
         self._room: MucRoom | None = None
+        self._joined_now = trio.Event()  # set (and replaced) at each successful join
 
     # ----- public API ----------------------------------------------------------------------------
 
     @property
     def joined(self) -> bool:
         return self._room is not None and self._room.joined
+
+    async def wait_joined(self) -> None:
+        """Until the focus is in the brewery room. Out of it (a new XMPP session is rejoining),
+        the server refuses IQs to the bridges' occupant JIDs, Colibri2 expires included."""
+        while not self.joined:
+            await self._joined_now.wait()
 
     def add_listener(self, callback: BridgeListener) -> None:
         self._listeners.append(callback)
@@ -266,6 +273,8 @@ class Brewery:
                 except XMPPError as exc:
                     log.warning("brewery %s: created but could not configure it: %s", self.jid, exc)
             log.info("brewery %s: joined as %s", self.jid, room.nick)
+            self._joined_now.set()
+            self._joined_now = trio.Event()
             return
 
     async def _consume(self, room: MucRoom) -> None:

@@ -273,6 +273,10 @@ class ColibriSession:
                                            mark_bridge="failed", timed_out=True)
         except NotConnected as exc:
             request.error = ColibriFailure(f"{request.kind} not sent: {exc}", session_lost=False)
+            if conference_expire:
+                # Lost with an XMPP session that did not resume: the bridge may still have the
+                # conference, so the conference's cleanup expires it again.
+                self._created = True
         except StanzaError as err:
             request.error = classify_error(err, allocation=request.kind == "allocate")
             if request.error.unknown_endpoint:
@@ -509,7 +513,10 @@ class ColibriSession:
         )
         try:
             await ask(self.client, self.bridge, iq, timeout=self.timeout)
-        except (IQTimeout, NotConnected, StanzaError) as exc:
+        except NotConnected as exc:
+            self._created = True  # not sent, or lost with the session: still to expire
+            log.info("%s: conference expire not sent: %s", self, exc)
+        except (IQTimeout, StanzaError) as exc:
             log.info("%s: conference expire not confirmed: %s", self, exc)
 
     def bridge_endpoint_removed(self) -> None:

@@ -216,6 +216,12 @@ class Conference:
         are expired here too."""
         sessions = list(self.colibri_sessions.values())
         sessions += [s for s in self._letting_go if s.created and s not in sessions]
+        brewery = self.services.brewery
+        if sessions and brewery is not None and not brewery.joined:
+            # A new XMPP session (one that did not resume) is rejoining the brewery: until it is
+            # back, Prosody refuses our IQs to the bridges (not-acceptable), so the expires wait.
+            with trio.move_on_after(self.services.colibri_timeout):
+                await brewery.wait_joined()
         with trio.move_on_after(CLEANUP_TIMEOUT):
             for session in sessions:
                 try:
@@ -543,8 +549,10 @@ class Conference:
             scope.cancel()
         if not cancel:
             self._retiring[session.bridge] = session.finished
-            self._letting_go = [s for s in self._letting_go if s.created]
-            self._letting_go.append(session)
+        # Either way its conference expire is still to go out (queued, or sent beside it by
+        # _expire_quietly); if the conference stops first, _cleanup sends it.
+        self._letting_go = [s for s in self._letting_go if s.created]
+        self._letting_go.append(session)
         moved = [p for p in self.participants.values() if p.colibri is session]
         self._presence_changed()
         return moved

@@ -16,10 +16,10 @@ and every deviation of the focus from what the client expects into an error list
 
 Event kinds (`ParticipantEvent.kind`, direction in/out/local): login, conference-request,
 conference-not-ready, conference-ready, joined, join-retry, presence, room-info, occupant-joined,
-occupant-changed, occupant-left, focus-left, self-left, rejoined, disco-info, every Jingle action
-by its name (in and out), ack, iq-error, result (detail: the action answered), error-answer,
-remote-sources, session-closed, source-add-rejected, p2p-declined, note, mute-request, left,
-failed, error.
+occupant-changed, occupant-left, focus-left, conference-failed, self-left, rejoined, disco-info,
+every Jingle action by its name (in and out), ack, iq-error, result (detail: the action
+answered), error-answer, remote-sources, session-closed, source-add-rejected, p2p-declined,
+note, mute-request, left, failed, error.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ from .participant_sources import (
 log = logging.getLogger(__name__)
 
 NS_NICK = "http://jabber.org/protocol/nick"
+FOCUS_LEFT = "conference.focusLeft"  # lib-jitsi-meet's CONFERENCE_FAILED reason
 MUTE_NAMESPACES = {
     "http://jitsi.org/jitmeet/audio": "audio",
     "http://jitsi.org/jitmeet/video": "video",
@@ -476,8 +477,13 @@ class SimulatedParticipant(JingleResponder):
                 self._record("in", "occupant-left", occupant.nick)
                 if occupant.nick == FOCUS_NICK and occupant.jid is not None \
                         and occupant.jid.bare in self.trusted_focus:
+                    # lib-jitsi-meet fails the conference (CONFERENCE_FAILED
+                    # conference.focusLeft); the app then reloads the page (see the stress
+                    # runner), which is a new participant.
                     self.conference_failed = "focus left"
                     self._record("in", "focus-left", str(occupant.jid))
+                    if not self._leaving:
+                        self._record("local", "conference-failed", FOCUS_LEFT)
             elif isinstance(event, SelfLeft):
                 self._record("in", "self-left", event.reason)
                 if not self._leaving:

@@ -46,7 +46,7 @@ _KNOBS = {
     "join_rate": "join-rate", "hold": "hold", "churn": "churn", "source_changes": "source-changes",
     "bridges": "bridges", "fault": "faults", "duration": "duration", "stop_p99": "stop-p99",
     "stop_errors": "stop-errors", "session_timeout": "session-timeout", "room_prefix": "room-prefix",
-    "seed": "seed",
+    "seed": "seed", "reload_delay": "reload-delay",
 }
 
 
@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.splitlines()[0] if __doc__ else None,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Durations: 30 (seconds), 30s, 500ms, 2m. Faults: kill-bridge, "
-                                       "unhealthy-bridge, graceful-bridge, drop-focus-connection.")
+                                       "unhealthy-bridge, graceful-bridge, drop-focus-connection "
+                                       "(its XMPP session ends for good, --local), "
+                                       "cut-focus-connection (TCP reset, resumable, --local).")
     s = p.add_argument_group("scenario (flags override --scenario FILE)")
     s.add_argument("--scenario", type=Path, help="HOCON or JSON file with the knobs below (long names)")
     s.add_argument("--name", help="a name for the report")
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stop-p99", help="ramp: stop the load when the rolling p99 join time exceeds this")
     s.add_argument("--stop-errors", type=int, help="ramp: stop the load at this many errors + failed joins")
     s.add_argument("--session-timeout", help="a join without an accepted session by then fails (30s)")
+    s.add_argument("--reload-delay", help="page reload after the focus left the room: A-B or N "
+                                          "(default 10s-30s, as the web client)")
     s.add_argument("--room-prefix", help="room names are PREFIX-<run id>-<n> (default stress)")
     s.add_argument("--seed", type=int, help="random seed (default 1)")
     t = p.add_argument_group("target")
@@ -144,7 +148,7 @@ def _focus_extra(pairs: Sequence[str]) -> dict[str, Any]:
 @asynccontextmanager
 async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIterator[Target]:
     if args.local:
-        proxy = any(f.kind == "drop-focus-connection" for f in scenario.faults)
+        proxy = any(f.kind == "cut-focus-connection" for f in scenario.faults)
         async with local_stack(scenario.bridges, proxy_focus=proxy, focus_log_level=args.focus_log_level,
                                focus_extra=_focus_extra(args.focus_config),
                                keep_logs=args.keep_logs) as target:

@@ -2,7 +2,8 @@
 as a child process (`python -m jicofo.cli --config <generated file>`, so its CPU and memory are its
 own), and the simulated bridges as one `jicofo-bridge-sim` child process (so they do not share the
 load generator's core either). Optionally the focus's XMPP client connection goes through a TCP
-proxy in this process, which the `drop-focus-connection` fault cuts.
+proxy in this process, which the `cut-focus-connection` fault cuts (the session resumes); the
+`drop-focus-connection` fault ends the focus's session on Prosody, so that it cannot resume.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, BinaryIO
 import trio
 
 from jicofo.testing.prosody import ProsodyInstance, start_prosody
+from jicofo.testing.sessions import end_session
 from jicofo.testing.stack import focus_overrides
 from jicofo.testing.tcp_proxy import TcpProxy
 from jicofo.xmpp.client import NS_DISCO_INFO, XMPPClient
@@ -55,7 +57,8 @@ class Target:
     focus: str  # where conference IQs go
     bridge_api: tuple[str, int] | None = None  # control API of our simulated bridges
     focus_rest: tuple[str, int] | None = None
-    focus_proxy: TcpProxy | None = None  # cut() = drop-focus-connection
+    focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
+    end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
     pids: Mapping[str, int] | None = None  # process name -> pid, for /proc figures
 
 
@@ -150,6 +153,7 @@ async def local_stack(
                 bridge_api=("127.0.0.1", bridge_port) if bridge_port else None,
                 focus_rest=("127.0.0.1", rest_port),
                 focus_proxy=proxy,
+                end_focus_session=lambda: end_session(focus_session_settings(prosody)),
                 pids=pids,
             )
         finally:
@@ -170,6 +174,15 @@ def _log_file(path: Path) -> BinaryIO:
 def participant_settings(prosody: ProsodyInstance) -> ClientSettings:
     return ClientSettings(
         domain=prosody.domain, host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.DISABLED,
+        allow_plain_without_tls=True, timeouts=PARTICIPANT_TIMEOUTS,
+    )
+
+
+def focus_session_settings(prosody: ProsodyInstance) -> ClientSettings:
+    """The focus's full JID on the test Prosody, to end its session there."""
+    return ClientSettings(
+        domain=prosody.auth_domain, username="focus", password=prosody.focus_password,
+        resource="focus", host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.DISABLED,
         allow_plain_without_tls=True, timeouts=PARTICIPANT_TIMEOUTS,
     )
 

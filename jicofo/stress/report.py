@@ -167,7 +167,8 @@ def render_text(report: Mapping[str, Any]) -> str:
         f" (still joining at the end: {j['pending']}); peak participants in session "
         f"{report['peak_participants']}, peak conferences {report['peak_conferences']}",
         f"  join rate achieved {report['join_rate_achieved']:.1f}/s; churn {report['churn']['left']} left, "
-        f"{report['churn']['rejoined']} rejoined; source changes {report['source_changes']['done']} "
+        f"{report['churn']['rejoined']} rejoined; page reloads {report.get('reloads', 0)}; "
+        f"source changes {report['source_changes']['done']} "
         f"({report['source_changes']['failed']} failed)",
         "latency:",
     ]
@@ -189,6 +190,16 @@ def render_text(report: Mapping[str, Any]) -> str:
             lines.append(_latency_line("  re-invite after the fault", fault["reinvite"]))
             lines.append(f"    first re-invite {fault['first_reinvite_ms']:.0f} ms after the fault, the last "
                          f"{fault['reinvite_spread_ms']:.0f} ms after the first")
+        if fault.get("reload"):
+            reload = fault["reload"]
+            lines.append(f"  pages reloaded {reload['reloaded']} (conference.focusLeft); back in session "
+                         f"{reload['back_in_session']}/{fault['affected']}, not back {reload['not_back']}")
+            if reload["back_after"]["count"]:
+                lines.append(_latency_line("  back in session after the fault", reload["back_after"]))
+    if report.get("bridge_leaks") is not None:
+        leaks = report["bridge_leaks"]
+        lines.append(f"bridge conferences no live participant is in: {leaks['orphaned_at_load_end']} at the "
+                     f"end of the load, {leaks['left_at_end']} after everyone left")
     errors = report["errors"]
     lines.append(f"errors: {errors['total']} (participant deviations {errors['participant']}, "
                  f"failed joins {errors['join_failures']}, runner {errors['runner']})")

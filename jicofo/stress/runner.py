@@ -35,11 +35,12 @@ from jicofo.xmpp.errors import XMPPError
 
 from .local import Target
 from .report import ProcWatch, breakdown, percentile, summarize
-from .scenario import Scenario
+from .scenario import FOCUS_FAULTS, Scenario
 
 TEARDOWN_TIMEOUT = 30.0  # everyone leaves within this, or is cut off
 SCRIPT_TIMEOUT = 10.0  # one scripted action (screen share on/off)
 HTTP_TIMEOUT = 10.0
+LEAK_GRACE_CHECKS = 5  # bridge conferences still orphaned after this many seconds are leaks
 LIVE_WINDOW = 10.0  # seconds of joins the live p99 (progress, ramp stop) looks at
 MAX_EVENTS = 2000  # per participant event log
 
@@ -70,6 +71,9 @@ class Slot:
     busy: bool = False
     wake: trio.Event = field(default_factory=trio.Event)  # leave now (or the run ended by itself)
     joining_scope: trio.CancelScope | None = None
+    focus_left_at: float | None = None  # the focus left the room: the page reloads
+    reload_of: Slot | None = None  # the page load before this one
+    reloaded_as: Slot | None = None  # the page load after this one
 
     def leave_now(self) -> None:
         """Leave: at once when still joining, else after the current step."""
@@ -146,6 +150,8 @@ class Runner:
         self.faults: list[FaultRecord] = []
         self.completed = self.failed = 0
         self.churn_left = self.churn_rejoined = 0
+        self.reloads = 0
+        self.bridge_leaks: dict[str, Any] | None = None
         self.source_done = self.source_failed = 0
         self.peak_participants = self.peak_conferences = 0
         self.stop_reason: str | None = None
@@ -186,6 +192,7 @@ class Runner:
             self.load_end = trio.current_time()
             self.progress.done()
             await self._fetch_focus_stats()
+            orphaned = await self._orphaned_bridge_conferences()
             self.progress.say(f"load phase over after {self.load_end - self.t0:.1f} s; everyone leaves")
             for slot in self.slots:
                 slot.leave_now()
@@ -196,6 +203,10 @@ class Runner:
         await trio.sleep(1.0)  # let the focus finish expiring what the leaves started
         for watch in self.watches:
             watch.sample()
+        if orphaned is not None:
+            left = await self._orphaned_bridge_conferences()
+            self.bridge_leaks = {"orphaned_at_load_end": len(orphaned), "left_at_end": len(left or {}),
+                                 "leaked_meeting_ids": sorted(orphaned)[:20]}
         return self.report()
 
     def elapsed(self) -> float:
@@ -214,7 +225,7 @@ class Runner:
             self._start_participant(conference)
         # Everyone planned has started; the load phase goes on (holding) until the duration.
 
-    def _start_participant(self, conference: Conference) -> None:
+    def _start_participant(self, conference: Conference, reload_of: Slot | None = None) -> None:
         assert self._nursery is not None
         if self._load_done.is_set():
             return
@@ -230,7 +241,9 @@ class Runner:
                                          request=15.0),
         )
         person = SimulatedParticipant(options, name=f"participant {nick}")
-        slot = Slot(conference, person, trio.current_time())
+        slot = Slot(conference, person, trio.current_time(), reload_of=reload_of)
+        if reload_of is not None:
+            reload_of.reloaded_as = slot
         self.slots.append(slot)
         self.by_endpoint[nick] = slot
         self._nursery.start_soon(self._participant, slot)
@@ -246,6 +259,7 @@ class Runner:
                 with trio.CancelScope() as scope:  # leave_now() cancels the join
                     slot.joining_scope = scope
                     await nursery.start(self._run_person, slot)
+                    nursery.start_soon(self._watch_focus_left, slot)
                     slot.joined_at = trio.current_time()
                     conference.members.add(slot)
                     if len(conference.members) == 2:
@@ -256,10 +270,11 @@ class Runner:
                     except ParticipantTimeout:
                         self._fail(slot, f"no accepted session within {self.sc.session_timeout:g} s")
                 slot.joining_scope = None
-                if got_session:
+                if got_session and slot.focus_left_at is None:
                     self._session_up(slot)
                     await slot.wake.wait()
                 await person.leave()
+                nursery.cancel_scope.cancel()  # the watcher
         except Exception as exc:  # one participant's failure never ends the run
             cause = single_cause(exc)
             if isinstance(cause, ParticipantError):
@@ -274,9 +289,36 @@ class Runner:
             if slot.state in ("joining", "in-session"):
                 slot.state = "left"
             slot.left_at = trio.current_time()
+            if slot.focus_left_at is not None and self._nursery is not None:
+                self._nursery.start_soon(self._reload, slot)
             self._active -= 1
             if not self._active:
                 self._all_left.set()
+
+    async def _watch_focus_left(self, slot: Slot) -> None:
+        """lib-jitsi-meet fails the conference when the focus leaves the room
+        (conference.focusLeft); the web app leaves it and reloads the page."""
+        person = slot.person
+        try:
+            await person.wait_for(lambda: person.first("conference-failed") is not None,
+                                  self.sc.duration + TEARDOWN_TIMEOUT, "the focus to leave")
+        except ParticipantTimeout:
+            return
+        if slot.wake.is_set():
+            return  # leaving anyway
+        slot.focus_left_at = trio.current_time()
+        if not any(f.kind == "drop-focus-connection" and f.applied_at <= slot.focus_left_at
+                   for f in self.faults):
+            self.runner_errors.append("the focus left the room without a fault that explains it")
+        slot.leave_now()
+
+    async def _reload(self, slot: Slot) -> None:
+        """The page reload after conference.focusLeft: a new participant (new connection, new
+        endpoint id) asks for the conference and joins, as the page does after its delay."""
+        await trio.sleep(self.rng.uniform(*self.sc.reload_delay))
+        if not self._load_done.is_set():
+            self.reloads += 1
+            self._start_participant(slot.conference, reload_of=slot)
 
     async def _run_person(self, slot: Slot, *, task_status: trio.TaskStatus[None]) -> None:
         try:
@@ -389,12 +431,19 @@ class Runner:
             self.progress.say(f"[{record.applied_at_s:6.1f}s] fault {fault}{where}{outcome}")
 
     async def _apply(self, kind: str, target: str | None, record: FaultRecord) -> None:
-        if kind == "drop-focus-connection":
+        if kind == "cut-focus-connection":
             proxy = self.target.focus_proxy
             if proxy is None:
-                raise RuntimeError("drop-focus-connection needs --local (the focus behind our proxy)")
+                raise RuntimeError("cut-focus-connection needs --local (the focus behind our proxy)")
             record.affected = self._in_session_sids()
             record.detail["connections_cut"] = proxy.cut()
+            return
+        if kind == "drop-focus-connection":
+            end = self.target.end_focus_session
+            if end is None:
+                raise RuntimeError("drop-focus-connection needs --local (the focus's account)")
+            record.affected = self._in_session_sids()
+            await end()
             return
         api = self.target.bridge_api
         if api is None:
@@ -419,6 +468,33 @@ class Runner:
             await post_json(host, port, f"/bridges/{nick}/colibri/shutdown", {"graceful-shutdown": True})
         else:  # pragma: no cover - the scenario parser allows no other kind
             raise ValueError(kind)
+
+    async def _orphaned_bridge_conferences(self) -> dict[str, str] | None:
+        """Conferences on our simulated bridges that no live participant is in (meeting id ->
+        bridge): what the focus leaked. Those still orphaned after a grace period (expires in
+        flight) count. None without access to the bridges."""
+        api = self.target.bridge_api
+        if api is None:
+            return None
+        orphans: dict[str, str] = {}
+        try:
+            with trio.fail_after(HTTP_TIMEOUT * 2):
+                for _ in range(LEAK_GRACE_CHECKS):
+                    live = {s.person.endpoint_id for s in self.slots
+                            if s.state == "in-session" and s.left_at is None}
+                    orphans = {}
+                    for bridge in await get_json(*api, "/sim/bridges"):
+                        state = await get_json(*api, f"/bridges/{bridge['nickname']}/state")
+                        for meeting_id, conference in state["conferences"].items():
+                            if not live & set(conference["endpoints"]):
+                                orphans[meeting_id] = bridge["nickname"]
+                    if not orphans:
+                        break
+                    await trio.sleep(1.0)
+        except (OSError, RuntimeError, ValueError, KeyError, trio.TooSlowError) as exc:
+            self.runner_errors.append(f"bridge state not read: {type(exc).__name__}: {exc}")
+            return None
+        return orphans
 
     def _in_session_sids(self) -> dict[str, str | None]:
         return {s.person.endpoint_id: (s.person.session.sid if s.person.session else None)
@@ -525,6 +601,8 @@ class Runner:
             "peak_participants": peak,
             "peak_conferences": self.peak_conferences,
             "churn": {"left": self.churn_left, "rejoined": self.churn_rejoined},
+            "reloads": self.reloads,
+            "bridge_leaks": self.bridge_leaks,
             "source_changes": {"done": self.source_done, "failed": self.source_failed},
             "latency": {
                 "conference_iq_to_ready": summarize(conf_ready),
@@ -589,7 +667,35 @@ class Runner:
         }
         if not_reinvited:
             out["not_reinvited_endpoints"] = not_reinvited[:20]
+        if record.kind in FOCUS_FAULTS:
+            out["reload"] = self._reload_report(record)
         return out
+
+    def _reload_report(self, record: FaultRecord) -> dict[str, Any]:
+        """For the participants in session at the fault: how many pages reloaded, how many are
+        back in session (their latest page load), and when (from the fault)."""
+        reloaded = back = 0
+        back_after: list[float] = []
+        for endpoint in record.affected:
+            slot = self.by_endpoint.get(endpoint)
+            if slot is None:
+                continue
+            if slot.focus_left_at is None:
+                back += 1  # never lost its session (e.g. it resumed)
+                continue
+            reloaded += 1
+            while slot.reloaded_as is not None:
+                slot = slot.reloaded_as
+            if slot.session_at is not None and slot.reload_of is not None:
+                back += 1
+                back_after.append(slot.session_at - record.applied_at)
+        return {
+            "reloaded": reloaded,
+            "back_in_session": back,
+            "not_back": len(record.affected) - back,
+            "back_after": summarize(back_after),
+            "last_back_ms": round(max(back_after) * 1000, 1) if back_after else None,
+        }
 
     def _source_latencies(self) -> tuple[list[float], list[float]]:
         """session-accept -> the others receive the new sources (by source-add), and the same for

@@ -13,6 +13,7 @@ Given as flags, as a small HOCON or JSON file (keys are the long flag names, e.g
     duration = 90s
     stop-p99 = 2s                 # ramp: stop adding load when the rolling p99 exceeds this
     stop-errors = 10              # ... or when this many errors/failed joins were seen
+    reload-delay = "10s-30s"      # a page reload after the focus left the room (default 10-30 s)
 
 ), or both: flags win over the file. Every value is bounded (see LIMITS), so a run always ends.
 """
@@ -27,7 +28,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("kill-bridge", "unhealthy-bridge", "graceful-bridge", "drop-focus-connection")
+FAULT_KINDS = ("kill-bridge", "unhealthy-bridge", "graceful-bridge", "drop-focus-connection",
+               "cut-focus-connection")
+FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection")  # need no bridges
 
 # Upper bounds of every knob: the runner is a load generator, not a denial-of-service tool.
 LIMITS = {
@@ -91,6 +94,20 @@ def parse_range(value: Any, what: str = "participants") -> tuple[int, int]:
     return low, high
 
 
+def parse_delay_range(value: Any, what: str = "reload-delay") -> tuple[float, float]:
+    """`"10s-30s"`, `"10-30"` (seconds), `"500ms"` or `2` -> (low, high) seconds."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        low, high = (parse_duration(v, what) for v in value)
+    else:
+        text = str(value).strip()
+        head, sep, tail = text.partition("-")
+        low = parse_duration(head, what)
+        high = parse_duration(tail, what) if sep else low
+    if not 0 <= low <= high <= 600:
+        raise ScenarioError(f"{what}: need 0 <= low <= high <= 600 s, got {low:g}-{high:g}")
+    return low, high
+
+
 @dataclass(frozen=True)
 class Fault:
     """One fault injected during the run: `kind@time[:target]` (the target is a bridge
@@ -128,6 +145,9 @@ class Scenario:
     stop_p99: float | None = None  # end the load phase when the rolling p99 join->session exceeds it
     stop_errors: int | None = None  # ... or when errors + failed joins reach this
     session_timeout: float = 30.0  # a join without an accepted session by then has failed
+    # After the focus left the room the web client fails the conference (conference.focusLeft)
+    # and reloads the page after 10 + randomInt(0, 20) s (jitsi-meet's page reload overlay).
+    reload_delay: tuple[float, float] = (10.0, 30.0)
     room_prefix: str = "stress"
     seed: int = 1
     name: str = "adhoc"
@@ -153,12 +173,13 @@ class Scenario:
         bound("source_changes", self.source_changes, 0, LIMITS["source_changes"])
         bound("bridges", self.bridges, 0, LIMITS["bridges"])
         bound("session_timeout", self.session_timeout, 1, 600)
+        parse_delay_range(list(self.reload_delay))
         if len(self.faults) > LIMITS["faults"]:
             raise ScenarioError(f"faults: at most {LIMITS['faults']}")
         for fault in self.faults:
             if fault.at > self.duration:
                 raise ScenarioError(f"fault {fault}: after the end of the run ({self.duration:g} s)")
-            if fault.kind != "drop-focus-connection" and self.bridges == 0:
+            if fault.kind not in FOCUS_FAULTS and self.bridges == 0:
                 raise ScenarioError(f"fault {fault}: needs simulated bridges (bridges >= 1)")
         if self.stop_p99 is not None:
             bound("stop_p99", self.stop_p99, 0.001, 600)
@@ -187,6 +208,7 @@ class Scenario:
             "stop-p99": self.stop_p99,
             "stop-errors": self.stop_errors,
             "session-timeout": self.session_timeout,
+            "reload-delay": f"{self.reload_delay[0]:g}s-{self.reload_delay[1]:g}s",
             "room-prefix": self.room_prefix,
             "seed": self.seed,
             **({"extra": dict(self.extra)} if self.extra else {}),
@@ -212,6 +234,7 @@ _CONVERTERS: dict[str, Any] = {
     "stop-p99": _opt_duration("stop-p99"),
     "stop-errors": lambda v: None if v is None else int(v),
     "session-timeout": lambda v: parse_duration(v, "session-timeout"),
+    "reload-delay": lambda v: parse_delay_range(v),
     "room-prefix": str,
     "seed": int,
     "extra": dict,
