@@ -329,3 +329,12 @@ async def test_websocket_protocol_violation_sends_error_and_close_as_separate_fr
     assert frames_from_client[0].startswith("<stream:error")
     assert "not-well-formed" in frames_from_client[0]
     assert frames_from_client[1].startswith("<close")
+
+
+def test_error_texts_on_the_wire_are_bounded() -> None:
+    from jicofo.xmpp.errors import MAX_ERROR_TEXT, NS_STANZAS
+
+    err = StanzaError("bad-request", "SSRC '" + "9" * 10_000 + "' is not canonical").to_element()
+    text = err.find(f"{{{NS_STANZAS}}}text")
+    assert text is not None and text.text is not None
+    assert len(text.text) == MAX_ERROR_TEXT + 1 and text.text.startswith("SSRC '999")

@@ -7,6 +7,9 @@ from xml.etree.ElementTree import Element, SubElement
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
 
+# The most of an error's text that goes on the wire.
+MAX_ERROR_TEXT = 200
+
 # Default error type for each defined condition (RFC 6120 §8.3.3).
 STANZA_CONDITION_TYPES: dict[str, str] = {
     "bad-request": "modify",
@@ -104,7 +107,9 @@ class StanzaError(XMPPError):
             err.set("by", self.by)
         SubElement(err, f"{{{NS_STANZAS}}}{self.condition}")
         if self.text:
-            SubElement(err, f"{{{NS_STANZAS}}}text").text = self.text
+            # Texts may quote what the sender sent (a bad value): never more than a line of it.
+            text = self.text if len(self.text) <= MAX_ERROR_TEXT else self.text[:MAX_ERROR_TEXT] + "…"
+            SubElement(err, f"{{{NS_STANZAS}}}text").text = text
         if self.app_element is not None:
             err.append(self.app_element)
         return err
