@@ -472,42 +472,52 @@ class ElementStreamParser:
             self._out.append(RootOpened(self._name(raw_tag), self._attrs(raw_attrs),
                                         self._root_default_ns))
             return
-        reason = None
-        if depth - frame_depth + 1 > limits.max_depth:
-            reason = f"nesting deeper than {limits.max_depth}"
-        elif attributes > limits.max_attributes:
-            reason = f"more than {limits.max_attributes} attributes on an element"
-        elif depth > frame_depth and self._elements >= limits.max_elements:
-            reason = f"more than {limits.max_elements} elements in a stanza"
-        elif depth == frame_depth:
-            reason = self._skip_next
-        elif self._over(self._parser.CurrentByteIndex):
-            reason = self._too_big()
-        tag = self._names.get(raw_tag) or self._name(raw_tag)
-        if reason is not None:
-            if depth == frame_depth:
-                if self._skip_next is None:
-                    self._unit_start = self._parser.CurrentByteIndex
-                self._begin_skip(reason, tag, raw_attrs)
+        if depth > frame_depth:
+            # Inside a stanza: the common path, kept short.
+            if (depth - frame_depth < limits.max_depth and attributes <= limits.max_attributes
+                    and self._elements < limits.max_elements
+                    and self._parser.CurrentByteIndex - self._unit_start <= limits.max_stanza_bytes):
+                el = Element(self._names.get(raw_tag) or self._name(raw_tag),
+                             self._attrs(raw_attrs) if raw_attrs else raw_attrs)
+                self._elements += 1
+                if self._text:
+                    self._flush_text()
+                self._stack[-1].append(el)
+                self._stack.append(el)
+                self._tail_target = None
+                return
+            if depth - frame_depth + 1 > limits.max_depth:
+                reason = f"nesting deeper than {limits.max_depth}"
+            elif attributes > limits.max_attributes:
+                reason = f"more than {limits.max_attributes} attributes on an element"
+            elif self._elements >= limits.max_elements:
+                reason = f"more than {limits.max_elements} elements in a stanza"
             else:
-                self._skip_open_stanza(reason)
+                reason = self._too_big()
+            self._skip_open_stanza(reason)
             return
-        el = Element(tag, self._attrs(raw_attrs))
-        if depth == frame_depth:
-            self._unit_start = self._parser.CurrentByteIndex
-            self._text.clear()
-            self._elements = 1
-        else:
-            self._elements += 1
-            if self._text:
-                self._flush_text()
-            self._stack[-1].append(el)
+        # A stanza starts.
+        tag = self._names.get(raw_tag) or self._name(raw_tag)
+        skip = self._skip_next
+        if limits.max_depth < 1:
+            skip = f"nesting deeper than {limits.max_depth}"
+        elif attributes > limits.max_attributes:
+            skip = f"more than {limits.max_attributes} attributes on an element"
+        if skip is not None:
+            if self._skip_next is None:
+                self._unit_start = self._parser.CurrentByteIndex
+            self._begin_skip(skip, tag, raw_attrs)
+            return
+        el = Element(tag, self._attrs(raw_attrs) if raw_attrs else raw_attrs)
+        self._unit_start = self._parser.CurrentByteIndex
+        self._text.clear()
+        self._elements = 1
         self._stack.append(el)
         self._tail_target = None
 
     def _attrs(self, raw_attrs: dict[str, str]) -> dict[str, str]:
         # Namespaced attributes (mostly xml:lang) are rare: only then build a renamed dict.
-        if raw_attrs and "}" in "".join(raw_attrs):
+        if "}" in "".join(raw_attrs):
             name = self._name
             return {name(k): v for k, v in raw_attrs.items()}
         return raw_attrs
