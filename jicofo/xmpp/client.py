@@ -652,13 +652,14 @@ class XMPPComponent(BaseXMPPConnection):
             name=name or settings.describe(),
         )
         self.settings = settings
+        # Handshakes that succeeded (read-only for callers: more than 1 means it reconnected).
+        self.connections = 0
 
     def _acceptable_responders(self, to: str | None) -> set[str]:
         return super()._acceptable_responders(to) if to else {""}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         fatal: AuthenticationError | None = None
-        connections = 0
         attempt = 0
         with trio.CancelScope() as run_scope:
             self._run_scope = run_scope
@@ -670,10 +671,10 @@ class XMPPComponent(BaseXMPPConnection):
                         self.jid = jid
                         self._channel = channel
                         attempt = 0
-                        connections += 1
+                        self.connections += 1
                         self._connected.set()
                         log.info("%s: connected", self.name)
-                        if connections == 1:
+                        if self.connections == 1:
                             task_status.started()
                         for callback in list(self._session_callbacks):
                             callback(False)
@@ -684,7 +685,7 @@ class XMPPComponent(BaseXMPPConnection):
                             elif isinstance(event, StanzaRejected):
                                 self._refuse(event)
                     except AuthenticationError as exc:
-                        if connections == 0:
+                        if self.connections == 0:
                             fatal = exc
                         else:
                             log.error("%s: the server refused the component secret", self.name)
