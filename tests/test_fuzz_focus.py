@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import random
 
-import pytest
-
 from jicofo.testing.fuzz import fuzz_stack, run_fuzz
 from jicofo.testing.hostile import draw_cases
 from jicofo.testing.prosody import ProsodyInstance
@@ -26,16 +24,6 @@ SECONDS = float(os.environ.get("JICOFO_FUZZ_SECONDS", "35"))
 BATCH = 20
 
 
-# KNOWN BUGS (issue 13), fixed on other branches: the focus's parser closes its stream on a stanza
-# over a limit (depth, attributes, elements, bytes: what Prosody re-escapes grows past them)
-# instead of skipping it; a deeply nested SourceInfo JSON in presence raises RecursionError and
-# ends the conference; conference requests for rooms off the MUC are not refused. Remove this
-# mark once those branches are merged: the test must then pass.
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 13: parser limits close the focus's stream; "
-    "unbounded SourceInfo JSON ends a conference; rooms off the MUC accepted",
-)
 async def test_hostile_stanzas_through_prosody_leave_the_focus_and_other_conferences_working(
     prosody: ProsodyInstance,
 ) -> None:
