@@ -338,3 +338,13 @@ def test_error_texts_on_the_wire_are_bounded() -> None:
     text = err.find(f"{{{NS_STANZAS}}}text")
     assert text is not None and text.text is not None
     assert len(text.text) == MAX_ERROR_TEXT + 1 and text.text.startswith("SSRC '999")
+
+
+def test_what_a_sender_controls_is_logged_short() -> None:
+    from jicofo.xmpp.client import _loggable
+
+    assert _loggable("abc") == "'abc'"
+    assert _loggable(None) == "-"
+    long = _loggable("a" * 100_000)
+    assert len(long) < 100 and long.endswith("…'")
+    assert _loggable("x\n\x00y") == "'x\\n\\x00y'"  # no line breaks or controls in a log line

@@ -345,9 +345,9 @@ class BaseXMPPConnection:
         """A stanza that broke the parser's per-stanza limits (nothing of it was kept): log it
         and answer an IQ get/set with an error built from its start tag alone."""
         attrs = rejected.attrs
-        log.warning("%s: skipped a %s from %s (id %s, type %s): %s", self.name, rejected.kind,
-                    attrs.get("from", "the server"), attrs.get("id"), attrs.get("type"),
-                    rejected.reason)
+        log.warning("%s: skipped a %s from %s (id %s, type %s): %s", self.name,
+                    _loggable(rejected.kind), _loggable(attrs.get("from", "the server")),
+                    _loggable(attrs.get("id")), _loggable(attrs.get("type")), rejected.reason)
         if not rejected.tag.startswith(f"{{{self.content_ns}}}"):
             return
         if rejected.kind == "iq" and attrs.get("type") in ("get", "set"):
@@ -705,3 +705,11 @@ class XMPPComponent(BaseXMPPConnection):
                 handlers.cancel_scope.cancel()
         if fatal is not None:
             raise fatal
+
+
+def _loggable(value: str | None, limit: int = 80) -> str:
+    """A sender's attribute as it may go into a log line: quoted, escaped, and short."""
+    if value is None:
+        return "-"
+    text = repr(value[: limit + 1])
+    return text if len(value) <= limit else text[:-1] + "…'"
