@@ -17,6 +17,13 @@ class FocusStats:
     participants_moved: int = 0
     participants_restart_requested: int = 0
     participants_ice_failed: int = 0
+    # In-place ICE restarts (session-info with bridge-session ice-restart): asked for (accepted
+    # and sent to the bridge), relayed to the client with new credentials, not needed (the bridge
+    # kept its ICE agent), failed (refused or an error: the participant is re-invited instead).
+    ice_restarts_requested: int = 0
+    ice_restarts_relayed: int = 0
+    ice_restarts_not_needed: int = 0
+    ice_restarts_failed: int = 0
     bridge_allocation_failures: int = 0
     conference_seconds: float = 0.0
     jingle_out: Counter[str] = field(default_factory=Counter)

@@ -393,7 +393,7 @@ async def test_join_session_and_scripted_changes(prosody: ProsodyInstance) -> No
 
         # In-place ICE restart (§3.7): the new bridge credentials are answered with ours.
         old_ufrag = p.session.transport.ufrag  # type: ignore[union-attr]
-        assert await p.request_ice_restart()
+        assert (await p.request_ice_restart(wait=False)).outcome == "accepted"
         request_ice = await focus.next_jingle(Action.SESSION_INFO)
         assert request_ice.bridge_session == BridgeSession("bs-1", ice_restart=True)
         new_transport = IceUdpTransport(ufrag="new1", pwd="newpwd0123456789abcdef01",
@@ -403,6 +403,9 @@ async def test_join_session_and_scripted_changes(prosody: ProsodyInstance) -> No
         reply = await focus.next_jingle(Action.TRANSPORT_INFO)
         transport = reply.contents[0].transport
         assert transport is not None and transport.ice_generation == 1 and transport.ufrag != old_ufrag
+        # The bridge's new credentials are the ones in use now.
+        await p.wait_for(lambda: p.session.ice_generation_answered == 1, 3)  # type: ignore[union-attr]
+        assert p.session.bridge_transport == new_transport  # type: ignore[union-attr]
 
         assert p.errors == []
         await p.leave()

@@ -392,6 +392,7 @@ class ColibriSession:
         *,
         transport: IceUdpTransport | None = None,
         sources: EndpointSourceSet | None = None,
+        initial_last_n: int | None = None,
     ) -> None:
         if endpoint_id not in self.endpoints:
             return
@@ -402,12 +403,38 @@ class ColibriSession:
                     id=endpoint_id,
                     transport=c2.Transport(ice=transport) if transport is not None else None,
                     sources=_sources_to_colibri(endpoint_id, sources) if sources is not None else None,
+                    initial_last_n=initial_last_n,
                 ),
             ),
         )
         self._enqueue(_Request(payload, "update", endpoint_id))
         if sources is not None and self.observer is not None:
             self.observer.endpoint_sources(self, endpoint_id, sources)
+
+    async def restart_ice(self, endpoint_id: str, stats_id: str | None) -> IceUdpTransport | None:
+        """Ask the bridge to restart the endpoint's ICE in place (request G of bridge-protocol.md
+        §2.3: `<transport ice-restart='true'/>`) and wait for the answer, queued in order behind
+        this conference's other requests. Returns the bridge's ICE transport (new credentials
+        tagged with `ice_generation`, or the current one without a generation when there was
+        nothing to restart), or None when the bridge refused (a bare endpoint). Raises
+        ColibriFailure on an error or no answer (the caller reports it to the conference)."""
+        if endpoint_id not in self.endpoints:
+            raise ColibriFailure(f"no endpoint {endpoint_id} on this bridge", session_lost=False)
+        payload = c2.ConferenceModify(
+            meeting_id=self.meeting_id,
+            endpoints=(c2.Endpoint(id=endpoint_id, stats_id=stats_id,
+                                   transport=c2.Transport(ice_restart=True)),),
+        )
+        request = _Request(payload, "ice-restart", endpoint_id, done=trio.Event())
+        self._enqueue(request)
+        await request.done.wait()  # type: ignore[union-attr]
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        answered = request.result.endpoint(endpoint_id)
+        if answered is None or answered.transport is None:
+            return None
+        return answered.transport.ice
 
     def expire_endpoint(self, endpoint_id: str) -> None:
         if endpoint_id not in self.endpoints:

@@ -28,6 +28,7 @@ from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
     IceUdpTransport,
+    JingleContent,
     JingleIQ,
     Reason,
     RtpDescription,
@@ -89,6 +90,7 @@ class JingleSession:
     colibri: ColibriSession
     options: OfferOptions
     state: SessionState = SessionState.PENDING
+    ice_generation: int = 0  # of the last in-place ICE restart relayed to the client
 
 
 # ----- inbox messages -------------------------------------------------------------------------
@@ -119,7 +121,18 @@ class Terminate:
     text: str
 
 
-InboxMessage = Invite | Reinvite | JingleRequest | Terminate
+@dataclass(frozen=True)
+class IceRestartAnswer:
+    """The bridge's answer to an in-place ICE restart asked for session `sid` on `colibri`: its
+    ICE transport (None: refused), or the failure of the request."""
+
+    sid: str
+    colibri: ColibriSession
+    transport: IceUdpTransport | None
+    failure: ColibriFailure | None = None
+
+
+InboxMessage = Invite | Reinvite | JingleRequest | Terminate | IceRestartAnswer
 
 
 class RateLimiter:
@@ -162,6 +175,9 @@ class Participant:
         self.joined_at = time.time()
         cfg = conference.services.config.conference.restart_request_rate_limits
         self.restart_limiter = RateLimiter(cfg.min_interval, cfg.max_requests, cfg.interval)
+        # Upstream limits in-place ICE restarts separately, with the same settings.
+        self.ice_restart_limiter = RateLimiter(cfg.min_interval, cfg.max_requests, cfg.interval)
+        self._nursery: trio.Nursery | None = None
         self._old_sids: deque[str] = deque(maxlen=_OLD_SIDS_KEPT)
         self._send, self._inbox = trio.open_memory_channel[InboxMessage](INBOX_SIZE)
         self._sources_dirty = trio.Event()
@@ -204,6 +220,7 @@ class Participant:
         with self.cancel_scope, log_context(endpoint=self.endpoint_id):
             try:
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     nursery.start_soon(self._signal_sources_loop)
                     async for message in self._inbox:
                         await self._handle(message)
@@ -220,6 +237,8 @@ class Participant:
                 await self._on_jingle(message.iq)
             elif isinstance(message, Terminate):
                 await self.terminate(message.condition, message.text, send=True)
+            elif isinstance(message, IceRestartAnswer):
+                await self._ice_restart_answered(message)
         except NotConnected as exc:
             log.warning("%s: XMPP connection down while handling %s: %s",
                         self, type(message).__name__, exc)
@@ -477,7 +496,8 @@ class Participant:
             raise StanzaError("gone", "the session has ended")
         handler = {
             Action.SESSION_ACCEPT: self._on_session_accept,
-            Action.TRANSPORT_ACCEPT: self._on_transport_info,
+            Action.TRANSPORT_ACCEPT: self._on_transport_accept,
+            Action.TRANSPORT_REJECT: self._on_transport_reject,
             Action.TRANSPORT_INFO: self._on_transport_info,
             Action.SOURCE_ADD: self._on_source_add,
             Action.SOURCE_REMOVE: self._on_source_remove,
@@ -507,6 +527,16 @@ class Participant:
                 return content.transport
         return None
 
+    @staticmethod
+    def _initial_last_n_in(jingle: JingleIQ) -> int | None:
+        """lib-jitsi-meet puts `<initial-last-n>` in the video content of its answer."""
+        for content in jingle.contents:
+            video = content.name == "video" or (
+                content.description is not None and content.description.media == "video")
+            if video and content.initial_last_n is not None:
+                return content.initial_last_n
+        return None
+
     async def _on_session_accept(self, session: JingleSession, jingle: JingleIQ) -> None:
         if session.state is not SessionState.PENDING:
             raise StanzaError("bad-request", "session already accepted")
@@ -524,10 +554,40 @@ class Participant:
         if transport is not None and not transport.rtcp_mux:
             transport = replace(transport, rtcp_mux=True)
         self.conference.add_sources(self, added)
-        session.colibri.update_endpoint(self.endpoint_id, transport=transport, sources=self.sources)
+        session.colibri.update_endpoint(self.endpoint_id, transport=transport, sources=self.sources,
+                                        initial_last_n=self._initial_last_n_in(jingle))
         log.info("%s: session accepted with %d source(s)", self, len(added.sources))
         # Anything that changed while the offer was out goes now.
         self._sources_dirty.set()
+
+    async def _on_transport_accept(self, session: JingleSession, jingle: JingleIQ) -> None:
+        """The answer to a transport-replace: processed like a session-accept (upstream does
+        the same). Its sources are the member's complete set; those not known yet are validated
+        and added, and the bridge gets the client's transport with the full set."""
+        try:
+            offered = self._sources_in(jingle)
+            known = self.sources.ssrcs  # already accepted: not added again (groups: validate_add)
+            fresh = EndpointSourceSet(tuple(s for s in offered.sources if s.ssrc not in known),
+                                      offered.groups)
+            added = validate_add(self.conference.sources, self.endpoint_id, fresh,
+                                 self.conference.source_limits)
+        except SourceValidationError as err:
+            log.warning("%s: transport-accept refused: %s", self, err)
+            raise StanzaError(err.condition, str(err)) from None
+        transport = self._transport_in(jingle)
+        if transport is not None and not transport.rtcp_mux:
+            transport = replace(transport, rtcp_mux=True)
+        if added:
+            self.conference.add_sources(self, added)
+        session.state = SessionState.ACTIVE
+        session.colibri.update_endpoint(self.endpoint_id, transport=transport, sources=self.sources,
+                                        initial_last_n=self._initial_last_n_in(jingle))
+        log.info("%s: transport accepted (%d new source(s))", self, len(added.sources))
+        self._sources_dirty.set()
+
+    async def _on_transport_reject(self, session: JingleSession, jingle: JingleIQ) -> None:
+        # Upstream only logs it: the session stays as it is.
+        log.info("%s: the client rejected the transport on bridge %s", self, session.colibri.bridge.nickname)
 
     async def _on_transport_info(self, session: JingleSession, jingle: JingleIQ) -> None:
         transport = self._transport_in(jingle)
@@ -567,6 +627,7 @@ class Participant:
             if jingle.bridge_session.id != session.colibri.id:
                 raise StanzaError("item-not-found", "unknown bridge session")
             self.conference.services.brewery_note_restart(session.colibri.bridge)
+            self.conference.stats.participants_restart_requested += 1
             await self.terminate("success", "restart requested", send=False, keep_invited=True)
             if not self.restart_limiter.accept(trio.current_time()):
                 self.invited = False
@@ -580,14 +641,95 @@ class Participant:
         await self.terminate("success", "terminated by the client", send=False)
 
     async def _on_session_info(self, session: JingleSession, jingle: JingleIQ) -> None:
+        if jingle.bridge_session is not None and jingle.bridge_session.ice_restart:
+            self._on_ice_restart_request(session, jingle.bridge_session)
+            return
         if jingle.ice_state != "failed" or jingle.bridge_session is None:
             return
         if jingle.bridge_session.id != session.colibri.id:
             log.info("%s: ICE failure report for an old bridge session; ignored", self)
             return
         self.conference.services.brewery_note_restart(session.colibri.bridge)
+        self.conference.stats.participants_ice_failed += 1
         log.info("%s: client reports ICE failure on %s", self, session.colibri.bridge.nickname)
         self.post(Reinvite("ICE failed"))
+
+    # ----- in-place ICE restart ----------------------------------------------------------------
+
+    def _on_ice_restart_request(self, session: JingleSession, bridge_session: BridgeSession) -> None:
+        """session-info with `<bridge-session ice-restart='true'>` (client-protocol §3.7), checked
+        in upstream's order. Accepted, it is answered `result` at once; the bridge's answer comes
+        back through the inbox (_ice_restart_answered)."""
+        if not self.conference.services.config.conference.enable_ice_restart:
+            raise StanzaError("feature-not-implemented", "in-place ICE restart is disabled")
+        if not self.ice_restart_limiter.accept(trio.current_time()):
+            log.warning("%s: ICE restart request refused by the rate limit", self)
+            raise StanzaError("resource-constraint", "rate-limited")
+        if bridge_session.id != session.colibri.id:
+            raise StanzaError("item-not-found", "unknown bridge session")
+        assert self._nursery is not None
+        self.conference.stats.ice_restarts_requested += 1
+        log.info("%s: client asks for an in-place ICE restart on %s", self, session.colibri.bridge.nickname)
+        self._nursery.start_soon(self._restart_ice, session.sid, session.colibri)
+
+    async def _restart_ice(self, sid: str, colibri: ColibriSession) -> None:
+        """Beside the inbox loop, so that the member's other Jingle work goes on meanwhile."""
+        failure: ColibriFailure | None = None
+        transport: IceUdpTransport | None = None
+        # The request has its own deadline once sent; this one also bounds its wait in the queue.
+        with trio.move_on_after(2 * self.conference.services.colibri_timeout) as waited:
+            try:
+                transport = await colibri.restart_ice(self.endpoint_id, self.presence.stats_id)
+            except ColibriFailure as exc:
+                failure = exc
+        if waited.cancelled_caught:
+            failure = ColibriFailure("ICE restart not answered in time", session_lost=False)
+        self.post(IceRestartAnswer(sid, colibri, transport, failure))
+
+    async def _ice_restart_answered(self, answer: IceRestartAnswer) -> None:
+        """Relay the bridge's new credentials in a transport-info; fall back to a re-invite
+        when the bridge refused or the request failed (focus-behaviour.md #39)."""
+        stats = self.conference.stats
+        session = self.session
+        if session is None or session.sid != answer.sid or session.state is SessionState.ENDED \
+                or session.colibri is not answer.colibri:
+            log.info("%s: ICE restart answer for a session that is gone; ignored", self)
+            return
+        bridge = answer.colibri.bridge.nickname
+        if answer.failure is not None:
+            stats.ice_restarts_failed += 1
+            log.warning("%s: ICE restart on %s failed: %s", self, bridge, answer.failure)
+            failure = answer.failure
+            # The conference moves the member when the bridge lost it (or the whole session);
+            # otherwise the member gets a new session here rather than waiting for its client.
+            self.conference.colibri_failed(answer.colibri, failure, self.endpoint_id)
+            if not (failure.session_lost or failure.unknown_endpoint):
+                self.post(Reinvite("ICE restart failed"))
+            return
+        transport = answer.transport
+        if transport is None:
+            stats.ice_restarts_failed += 1
+            log.info("%s: bridge %s refused the ICE restart; re-inviting", self, bridge)
+            self.post(Reinvite("ICE restart refused by the bridge"))
+            return
+        generation = transport.ice_generation
+        if generation is None:
+            stats.ice_restarts_not_needed += 1
+            log.info("%s: bridge %s kept its ICE session; nothing to relay", self, bridge)
+            return
+        if generation <= session.ice_generation:
+            log.info("%s: ICE restart answer of generation %d after %d; dropped", self, generation,
+                     session.ice_generation)
+            return
+        session.ice_generation = generation
+        options = session.options
+        name = "audio" if options.audio else "video" if options.video else "data"
+        jingle = JingleIQ(Action.TRANSPORT_INFO, session.sid,
+                          contents=(JingleContent(name, "initiator", None, transport=transport),))
+        stats.jingle_sent(str(Action.TRANSPORT_INFO))
+        await self._send_quietly(jingle)
+        stats.ice_restarts_relayed += 1
+        log.info("%s: ICE restart on %s relayed (generation %d)", self, bridge, generation)
 
     # ----- remote-source signaling ------------------------------------------------------------
 

@@ -6,7 +6,7 @@ writes them. Nothing is refreshed periodically: every scrape reads the live stat
 are never up to `metrics.update-interval` old.
 
 Only what the focus really tracks is exported. Metrics of features it does not have (Jigasi,
-visitors, load redistribution, ICE-restart accounting, XMPP disconnect counting) are left out
+visitors, load redistribution, XMPP disconnect counting) are left out
 rather than shown as zero; Jibri gauges are there because "no active recording" is simply true.
 """
 
@@ -200,6 +200,14 @@ class FocusCollector:
                       stats.participants_ice_failed)
         yield counter("participants_restart_requested", "Participants that requested a restart.",
                       stats.participants_restart_requested)
+        yield counter("ice_restarts_requested", "In-place ICE restarts requested by participants.",
+                      stats.ice_restarts_requested)
+        yield counter("ice_restarts_relayed", "In-place ICE restarts relayed to the participant.",
+                      stats.ice_restarts_relayed)
+        yield counter("ice_restarts_not_needed", "In-place ICE restarts the bridge found unnecessary.",
+                      stats.ice_restarts_not_needed)
+        yield counter("ice_restarts_failed", "In-place ICE restarts refused or failed (re-invited instead).",
+                      stats.ice_restarts_failed)
         yield counter("bridges_removed", "Bridges removed from the brewery.",
                       self.bridge_events.bridges_removed)
         yield counter("bridge_selector_lost_bridges", "Bridges that left without announcing a shutdown.",

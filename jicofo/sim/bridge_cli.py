@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--websocket-url", help="turn colibri web-sockets on: a base URL such as "
                    "wss://jvb.example.com:443, or a template with {bridge}, {conference}, {endpoint} "
                    "(default: no web-socket)")
+    b.add_argument("--no-ice-restart", action="store_true", default=None,
+                   help="refuse in-place ICE restarts, as a bridge with videobridge.ice.restart.enabled "
+                        "= false (answers a bare endpoint)")
     c = p.add_argument_group("control")
     c.add_argument("--http-host", help="control API address (default: 127.0.0.1)")
     c.add_argument("--http-port", type=int, help="control API port (default: 0 = any free port, printed)")
@@ -97,7 +100,7 @@ _DEFAULTS: dict[str, Any] = {
     "no_verify_tls": False, "ca_file": None, "brewery": None, "bridges": 1,
     "nickname_prefix": "jvb-sim-", "region": None, "relay_id": None,
     "bridge_version": "2.3.250-gsimulated", "release": None, "stress": 0.0,
-    "stress_per_endpoint": None, "stats_interval": 5.0, "websocket_url": None,
+    "stress_per_endpoint": None, "stats_interval": 5.0, "websocket_url": None, "no_ice_restart": False,
     "http_host": "127.0.0.1", "http_port": 0, "log_level": "INFO", "servers": None,
 }
 
@@ -178,6 +181,7 @@ def make_bridges(opts: dict[str, Any]) -> list[SimulatedBridge]:
             version=opts["bridge_version"],
             release=opts["release"],
             websocket_url_template=opts["websocket_url"],
+            ice_restart_enabled=not opts["no_ice_restart"],
         )
         stress = StressModel(base=float(opts["stress"]),
                              per_endpoint=opts["stress_per_endpoint"])

@@ -87,6 +87,22 @@ class ParticipantError(Exception):
     """The participant could not get into the conference (refused, not ready in time, ...)."""
 
 
+@dataclass(frozen=True, slots=True)
+class IceRestartResult:
+    """How an in-place ICE restart request ended: `restarted` (new bridge credentials applied and
+    ours sent), `refused` (an error answer, in `error`), `accepted` (answered result, not waited
+    for), `timeout` (result, but no new credentials in time) or `session-closed`."""
+
+    outcome: str
+    error: StanzaError | None = None
+    generation: int | None = None
+    ufrag: str | None = None  # the bridge's new ufrag
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "restarted"
+
+
 class ParticipantTimeout(ParticipantError, TimeoutError):
     """A `wait_for*` deadline passed."""
 
@@ -112,6 +128,9 @@ class ParticipantTimeouts:
     request: float = 10.0  # other IQs we send the focus
     leave: float = 3.0
     room_info: float = 5.0
+    # After an accepted in-place ICE restart request the client gives ICE this long to recover
+    # before it falls back to a session restart (lib-jitsi-meet: 15 s).
+    ice_restart: float = 15.0
 
 
 def _default_properties() -> dict[str, str]:
@@ -150,6 +169,7 @@ class ParticipantOptions:
     codecs: tuple[str, ...] = ("av1", "vp9", "vp8", "h264")
     extra_features: frozenset[str] = frozenset()
     send_transport_info: bool = False  # trickle one host candidate after session-accept
+    initial_last_n: int | None = None  # <initial-last-n> in the answer's video content (config channelLastN)
     apply_transport_replace: bool = False  # False: ack and ignore it, like lib-jitsi-meet
     empty_source_info_first: bool = False  # join with SourceInfo {} and publish sources after
     query_room_info: bool = True  # disco#info to the room after joining, like the client
@@ -607,20 +627,40 @@ class SimulatedParticipant(JingleResponder):
             return False
         return True
 
-    async def request_ice_restart(self) -> bool:
-        """The opt-in in-place ICE restart request (§3.7): session-info with
-        `<bridge-session ice-restart=true>`. The focus's transport-info with a new
-        ice-generation is answered with our new credentials."""
+    async def request_ice_restart(self, *, wait: bool = True) -> IceRestartResult:
+        """The opt-in in-place ICE restart of lib-jitsi-meet (§3.7): session-info with
+        `<bridge-session ice-restart=true>`; once the focus answers `result`, its transport-info
+        with the bridge's new credentials (a higher ice-generation) is applied and answered with
+        our own new credentials (the Jingle loop does that). With `wait` this returns when that
+        is done, or after `timeouts.ice_restart` without it (the client would then fall back to
+        a session restart); the caller decides about the fallback."""
         session = self._require_session()
         if session.bridge_session is None:
             raise ParticipantError("the offer named no bridge-session")
+        before = session.ice_generation
         jingle = JingleIQ(Action.SESSION_INFO, session.sid, initiator=session.focus,
                           bridge_session=BridgeSession(session.bridge_session.id, ice_restart=True))
         try:
             await self._send_jingle(session, jingle, "ice-restart")
-        except StanzaError:
-            return False
-        return True
+        except StanzaError as err:
+            return IceRestartResult("refused", error=err)
+        if not wait:
+            return IceRestartResult("accepted")
+
+        def restarted() -> bool:
+            return self.session is not session or session.ice_generation_answered > before
+
+        try:
+            await self.wait_for(restarted, self.options.timeouts.ice_restart, "ICE restart transport-info")
+        except ParticipantTimeout:
+            self._record("local", "ice-restart-timeout", f"no new credentials within "
+                         f"{self.options.timeouts.ice_restart:g} s", session.sid)
+            return IceRestartResult("timeout")
+        if self.session is not session:
+            return IceRestartResult("session-closed")
+        transport = session.remote_transport
+        return IceRestartResult("restarted", generation=session.ice_generation,
+                                ufrag=transport.ufrag if transport else None)
 
     async def leave(self) -> None:
         """Leave the room (no session-terminate: the focus learns it from the presence) and log

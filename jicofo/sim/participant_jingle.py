@@ -9,7 +9,7 @@ uses the participant's client, options, local media, log and lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -70,7 +70,16 @@ class JingleSession:
     bridge_session: BridgeSession | None
     accept_sent: bool = False
     accepted: bool = False  # the focus answered the session-accept with a result
-    ice_generation: int = 0
+    ice_generation: int = 0  # the latest generation of the focus's (bridge's) credentials
+    ice_generation_answered: int = 0  # ... that our own new credentials were sent for
+    remote_transport: IceUdpTransport | None = None  # the bridge's current ICE transport
+
+    @property
+    def bridge_transport(self) -> IceUdpTransport | None:
+        """The bridge's credentials in use: from the last ICE restart, else from the offer."""
+        if self.remote_transport is not None:
+            return self.remote_transport
+        return next((c.transport for c in self.offer.contents if c.transport is not None), None)
 
 
 class JingleResponder:
@@ -273,6 +282,9 @@ class JingleResponder:
         contents, bundle, problems = answer_contents(offer, self.local, session.transport, self.codecs)
         for problem in problems:
             self._error(f"offer {offer.sid}: {problem}")
+        if self.options.initial_last_n is not None:  # lib-jitsi-meet: in the video content
+            last_n = self.options.initial_last_n
+            contents = tuple(replace(c, initial_last_n=last_n) if c.name == "video" else c for c in contents)
         answer = JingleIQ(action, session.sid, initiator=session.focus, responder=str(self.client.jid),
                           contents=contents, groups=(bundle,))
         session.accept_sent = True
@@ -290,7 +302,7 @@ class JingleResponder:
             if self.options.send_transport_info:
                 await self._send_transport_info(session)
 
-    async def _send_transport_info(self, session: JingleSession, ice_generation: int | None = None) -> None:
+    async def _send_transport_info(self, session: JingleSession, ice_generation: int | None = None) -> bool:
         first = session.offer.contents[0].name
         transport = session.transport
         candidate = host_candidate(self.rng, ice_generation or 0)
@@ -302,6 +314,10 @@ class JingleResponder:
             await self._send_jingle(session, jingle, f"ice-generation={ice_generation}")
         except StanzaError as err:
             self._error(f"the focus refused our transport-info: {err}")
+            return False
+        except IQTimeout:
+            return False
+        return True
 
     def _apply_remote_add(self, jingle: JingleIQ, what: str) -> None:
         assert self.endpoint_id is not None
@@ -343,9 +359,21 @@ class JingleResponder:
         if generation <= session.ice_generation:
             self._error(f"transport-info with ice-generation {generation} not above {session.ice_generation}")
             return
+        remote = next(c.transport for c in jingle.contents
+                      if c.transport is not None and c.transport.ice_generation == generation)
+        if not remote.ufrag or not remote.pwd:
+            self._error(f"transport-info with ice-generation {generation} lacks ufrag or pwd")
+            return
+        # As lib-jitsi-meet: patch the remote description with the new credentials, re-answer
+        # with new local ones and send them, tagged with the same generation.
         session.ice_generation = generation
+        session.remote_transport = remote
         session.transport = random_transport(self.rng)
-        await self._send_transport_info(session, generation)
+        self._record("local", "ice-restart-credentials", f"generation {generation} ufrag {remote.ufrag}",
+                     jingle.sid)
+        if await self._send_transport_info(session, generation):
+            session.ice_generation_answered = generation
+            self._notify()
 
     async def _on_transport_replace(self, sender: str, jingle: JingleIQ) -> None:
         session = self._current(jingle)
