@@ -20,7 +20,7 @@ from jicofo.http.server import HttpServer
 from jicofo.rest import build_router
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.stack import Bridges, focus_config, running_focus, simulated_bridges
-from jicofo.xmlns.jingle import BridgeSession
+from jicofo.xmlns.jingle import Action, BridgeSession, JingleIQ
 
 from .test_focus_e2e import bridge_log, no_errors, participants, room_of, wait_bridges
 
@@ -66,11 +66,17 @@ async def stack(prosody: ProsodyInstance, extra: Mapping[str, Any] | None = None
                 nursery.cancel_scope.cancel()
 
 
-def endpoint_state(state: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
+def find_endpoint(state: dict[str, Any], endpoint_id: str) -> dict[str, Any] | None:
     for conference in state["conferences"].values():
         if endpoint_id in conference["endpoints"]:
             return conference["endpoints"][endpoint_id]  # type: ignore[no-any-return]
-    raise AssertionError(f"{endpoint_id} not on the bridge: {state}")
+    return None
+
+
+def endpoint_state(state: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
+    found = find_endpoint(state, endpoint_id)
+    assert found is not None, f"{endpoint_id} not on the bridge: {state}"
+    return found
 
 
 def ice_restarts(log: list[dict[str, Any]], endpoint_id: str) -> list[dict[str, Any]]:
@@ -199,4 +205,39 @@ async def test_restart_and_ice_failed_notifications_are_counted(prosody: Prosody
         metrics = await s.metrics()
         assert metrics["jitsi_jicofo_participants_ice_failed_total"] == 1
         assert metrics["jitsi_jicofo_participants_restart_requested_total"] == 1
+        no_errors([ana, bo])
+
+
+async def test_transport_accept_is_a_session_accept_and_transport_reject_is_acked(
+    prosody: ProsodyInstance,
+) -> None:
+    config = {"jicofo.conference.reinvite-method": "ReplaceTransport"}
+    async with stack(prosody, config) as s, participants(
+        prosody, room_of(prosody), 2, apply_transport_replace=True, initial_last_n=5,
+    ) as (ana, bo):
+        first = await ana.wait_for_session(10)
+        await bo.wait_for_session(10)
+        assert ana.endpoint_id is not None
+        old_ufrag = endpoint_state(await s.bridge_state(), ana.endpoint_id)["ufrag"]
+        # ICE failed: with ReplaceTransport the focus allocates a new endpoint and sends a
+        # transport-replace on the same session; the client answers with a transport-accept.
+        assert await ana.report_ice_failed()
+        with trio.fail_after(10):
+            while True:
+                endpoint = find_endpoint(await s.bridge_state(), ana.endpoint_id) or {}
+                # (absent while the old endpoint is expired and the new one allocated)
+                # The new endpoint got the client's transport and initial-last-n from the
+                # transport-accept, and still has the client's sources.
+                if endpoint.get("ufrag") not in (None, old_ufrag) and endpoint["connected"] \
+                        and endpoint["initial_last_n"] == 5:
+                    break
+                await trio.sleep(0.05)
+        assert endpoint["remote_ufrag"] == ana.session.transport.ufrag  # type: ignore[union-attr]
+        assert endpoint["sources"], endpoint
+        assert ana.session is not None and ana.session.sid == first.sid
+        assert any(e.kind == "transport-accept" and e.direction == "out" for e in ana.events)
+
+        reject = JingleIQ(Action.TRANSPORT_REJECT, first.sid, initiator=first.focus)
+        await ana._send_jingle(first, reject, "test")  # an error answer would raise here
+        await bo.wait_for_remote_sources(ana.endpoint_id, 5)
         no_errors([ana, bo])

@@ -615,6 +615,48 @@ def test_active_web_socket_and_ice_restart_round_trip() -> None:
     assert parsed.ice is not None and parsed.ice.ice_generation == 2
 
 
+def test_ice_restart_request_and_answer_round_trip() -> None:
+    """The focus's in-place ICE restart request (focus-behaviour.md §7.13) and the bridge's answer:
+    new credentials inside the colibri2 transport, tagged with ice-generation."""
+    request = ConferenceModify(MEETING, endpoints=(
+        Endpoint("ab12cd34", stats_id="Alice-x1", transport=Transport(ice_restart=True)),))
+    el = parse_fragment(serialize(request.to_element()))
+    endpoint = el.find(f"{{{NS_COLIBRI2}}}endpoint")
+    assert endpoint is not None and endpoint.get("stats-id") == "Alice-x1"
+    transport = endpoint.find(f"{{{NS_COLIBRI2}}}transport")
+    assert transport is not None and transport.get("ice-restart") == "true" and len(transport) == 0
+    assert ConferenceModify.from_element(el) == request
+
+    answer = parse_fragment(f"""<conference-modified xmlns='jitsi:colibri2' meeting-id='{MEETING}'>
+      <endpoint id='ab12cd34'><transport>
+        <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='new1ufrag' pwd='newpwd0123456789abcdefgh'
+                   ice-generation='1'>
+          <rtcp-mux/><fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AC:58</fingerprint>
+        </transport>
+      </transport></endpoint></conference-modified>""")
+    parsed = ConferenceModified.from_element(answer)
+    answered = parsed.endpoint("ab12cd34")
+    assert answered is not None and answered.transport is not None and answered.transport.ice is not None
+    assert answered.transport.ice.ufrag == "new1ufrag" and answered.transport.ice.ice_generation == 1
+    assert not answered.transport.ice_restart
+    assert ConferenceModified.from_element(parse_fragment(serialize(parsed.to_element()))) == parsed
+    # A refusal is a bare endpoint: no transport at all.
+    bare = ConferenceModified.from_element(parse_fragment(
+        f"<conference-modified xmlns='jitsi:colibri2' meeting-id='{MEETING}'><endpoint id='ab12cd34'/>"
+        "</conference-modified>"))
+    assert bare.endpoint("ab12cd34") == Endpoint("ab12cd34")
+
+
+def test_update_with_initial_last_n_round_trip() -> None:
+    update = ConferenceModify(MEETING, endpoints=(Endpoint(
+        "ab12cd34", transport=Transport(ice=IceUdpTransport(ufrag="c", pwd="p", rtcp_mux=True)),
+        initial_last_n=20),))
+    el = parse_fragment(serialize(update.to_element()))
+    last_n = el.find(f"{{{NS_COLIBRI2}}}endpoint/{{{NS_COLIBRI2}}}initial-last-n")
+    assert last_n is not None and last_n.get("value") == "20"
+    assert ConferenceModify.from_element(el) == update
+
+
 def test_connects_and_unknown_children() -> None:
     el = parse_fragment(f"""<conference-modify xmlns='jitsi:colibri2' meeting-id='{MEETING}'>
       <traceparent xmlns='urn:example:otel'>00-abc-def-01</traceparent>
