@@ -196,3 +196,26 @@ def test_after_the_focus_session_is_dropped_every_page_reloads_and_no_bridge_con
     assert report["bridge_leaks"]["orphaned_at_load_end"] == 0
     assert report["bridge_leaks"]["left_at_end"] == 0
     assert report["joins"]["completed"] == 18 and report["errors"]["total"] == 0
+
+
+@pytest.mark.prosody
+def test_in_place_ice_restarts_are_mixed_in_with_their_latency(tmp_path: Path) -> None:
+    if not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+    out = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "jicofo.stress.cli", "--local", "--conferences", "2", "--participants", "3",
+         "--join-rate", "15", "--duration", "8s", "--ice-restarts-per-minute", "60",
+         "--json", str(out), "--quiet", "--strict"],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["scenario"]["ice-restarts-per-minute"] == 60
+    ice = report["ice_restarts"]
+    assert ice["requested"] > 0 and ice["restarted"] > 0, ice
+    assert ice["timeout"] == 0, ice
+    assert report["latency"]["ice_restart_to_new_credentials"]["count"] == ice["restarted"]
+    assert report["errors"]["total"] == 0, report["errors"]
+    assert "ICE restart request -> new credentials" in result.stdout
+    assert f"ICE restarts requested {ice['requested']}" in result.stdout

@@ -262,6 +262,11 @@ class SimulatedParticipant(JingleResponder):
         """The earliest logged event of `kind` (e.g. for time-to-join figures)."""
         return next((e for e in self.events if e.kind == kind and direction in (None, e.direction)), None)
 
+    def last(self, kind: str, direction: str | None = None) -> ParticipantEvent | None:
+        """The latest logged event of `kind`."""
+        return next((e for e in reversed(self.events) if e.kind == kind and direction in (None, e.direction)),
+                    None)
+
     @property
     def last_seq(self) -> int:
         """The sequence number of the latest event (pass as `since` to wait for newer ones)."""

@@ -17,6 +17,7 @@ LATENCY_NAMES = {
     "start_to_session_initiate": "whole join (login -> session-initiate)",
     "session_accept_to_sources_seen": "session-accept -> sources seen by others",
     "source_add_to_seen": "source-add (screen share) -> seen by others",
+    "ice_restart_to_new_credentials": "ICE restart request -> new credentials",
 }
 
 
@@ -152,6 +153,15 @@ def _latency_line(title: str, s: Mapping[str, Any]) -> str:
             f"  p99 {_fmt_ms(s['p99_ms']):>6}  max {_fmt_ms(s['max_ms']):>6} ms")
 
 
+def _ice_restart_lines(report: Mapping[str, Any]) -> list[str]:
+    ice = report.get("ice_restarts")
+    if not ice or not ice["requested"]:
+        return []
+    return [f"  ICE restarts requested {ice['requested']}: restarted in place {ice['restarted']}, refused "
+            f"{ice['refused']}, no new credentials in time {ice['timeout']}, session replaced meanwhile "
+            f"{ice['session_closed']}; fallback session restarts {ice['fallback']}"]
+
+
 def render_text(report: Mapping[str, Any]) -> str:
     """The end-of-run report for people (the JSON report has the same figures)."""
     sc = report["scenario"]
@@ -170,6 +180,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"{report['churn']['rejoined']} rejoined; page reloads {report.get('reloads', 0)}; "
         f"source changes {report['source_changes']['done']} "
         f"({report['source_changes']['failed']} failed)",
+        *_ice_restart_lines(report),
         "latency:",
     ]
     for key, title in LATENCY_NAMES.items():

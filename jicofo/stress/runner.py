@@ -153,6 +153,9 @@ class Runner:
         self.reloads = 0
         self.bridge_leaks: dict[str, Any] | None = None
         self.source_done = self.source_failed = 0
+        self.ice_outcomes: dict[str, int] = {"restarted": 0, "refused": 0, "timeout": 0, "session-closed": 0}
+        self.ice_fallbacks = 0
+        self.ice_latencies: list[float] = []
         self.peak_participants = self.peak_conferences = 0
         self.stop_reason: str | None = None
         self.t0 = 0.0
@@ -183,6 +186,8 @@ class Runner:
                     load.start_soon(self._churn)
                 if self.sc.source_changes > 0:
                     load.start_soon(self._source_changes)
+                if self.sc.ice_restarts_per_minute > 0:
+                    load.start_soon(self._ice_restarts)
                 if self.sc.faults:
                     load.start_soon(self._inject_faults)
                 with trio.move_on_after(self.sc.duration):
@@ -409,6 +414,41 @@ class Runner:
         finally:
             slot.busy = False
 
+    async def _ice_restarts(self) -> None:
+        interval = 60.0 / self.sc.ice_restarts_per_minute
+        assert self._nursery is not None
+        while not self._load_done.is_set():
+            await trio.sleep(interval * self.rng.uniform(0.5, 1.5))
+            slot = self._pick()
+            if slot is not None:
+                slot.busy = True
+                self._nursery.start_soon(self._restart_ice, slot)
+
+    async def _restart_ice(self, slot: Slot) -> None:
+        """What lib-jitsi-meet does on an ICE failure with in-place restarts on: ask for one; on
+        an error, or without new credentials in time, fall back to a session restart."""
+        person = slot.person
+        try:
+            with trio.fail_after(SCRIPT_TIMEOUT + person.options.timeouts.ice_restart):
+                asked = trio.current_time()
+                result = await person.request_ice_restart()
+                self.ice_outcomes[result.outcome] = self.ice_outcomes.get(result.outcome, 0) + 1
+                if result.ok:
+                    got = person.last("ice-restart-credentials")
+                    if got is not None and got.time >= asked:
+                        self.ice_latencies.append(got.time - asked)
+                elif result.outcome in ("refused", "timeout"):
+                    if result.error is not None and result.error.condition != "resource-constraint":
+                        self.runner_errors.append(f"ICE restart refused: {result.error.condition}")
+                    self.ice_fallbacks += 1
+                    await person.request_restart(ice_failed=True)
+        except trio.TooSlowError:
+            self.runner_errors.append("ICE restart script took too long")
+        except (ParticipantError, XMPPError):
+            pass  # left or lost its session meanwhile: not a focus problem
+        finally:
+            slot.busy = False
+
     # ----- faults -----------------------------------------------------------------------------------
 
     async def _inject_faults(self) -> None:
@@ -604,6 +644,12 @@ class Runner:
             "reloads": self.reloads,
             "bridge_leaks": self.bridge_leaks,
             "source_changes": {"done": self.source_done, "failed": self.source_failed},
+            "ice_restarts": {"requested": sum(self.ice_outcomes.values()),
+                             "restarted": self.ice_outcomes["restarted"],
+                             "refused": self.ice_outcomes["refused"],
+                             "timeout": self.ice_outcomes["timeout"],
+                             "session_closed": self.ice_outcomes["session-closed"],
+                             "fallback": self.ice_fallbacks},
             "latency": {
                 "conference_iq_to_ready": summarize(conf_ready),
                 "join_to_session_initiate": summarize(s.join_to_si for s in self.slots
@@ -611,6 +657,7 @@ class Runner:
                 "start_to_session_initiate": summarize(whole),
                 "session_accept_to_sources_seen": summarize(accept_seen),
                 "source_add_to_seen": summarize(share_seen),
+                "ice_restart_to_new_credentials": summarize(self.ice_latencies),
             },
             "faults": [self._fault_report(f) for f in self.faults],
             "errors": {
