@@ -17,7 +17,9 @@ The rules, in upstream's order:
 A/V moderation is a plug-in: anything with `allowed_to_unmute(nick, media)` (the per-media
 enabled flag and whitelist kept from the av_moderation component's messages, later work). Until
 it exists every conference uses AV_MODERATION_OFF: everyone may unmute, so self-unmute is always
-allowed and the bridge's force-mute flags stay false.
+allowed and the bridge's force-mute flags stay false. As upstream, the bridge flag asks the
+A/V-moderation state alone, with no moderator exemption: a moderated moderator that unmutes
+itself is force-muted on the bridge unless the state counts it as allowed (whitelisted).
 """
 
 from __future__ import annotations
