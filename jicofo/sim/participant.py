@@ -230,6 +230,12 @@ class SimulatedParticipant(JingleResponder):
         return len(self.errors)
 
     @property
+    def is_moderator(self) -> bool:
+        """Our own MUC role or affiliation gives moderator rights (what the focus checks)."""
+        room = self.room
+        return room is not None and (room.role == "moderator" or room.affiliation in ("owner", "admin"))
+
+    @property
     def focus_muc_jid(self) -> str:
         return str(self.room_jid.with_resource(FOCUS_NICK))
 

@@ -17,6 +17,9 @@ LATENCY_NAMES = {
     "start_to_session_initiate": "whole join (login -> session-initiate)",
     "session_accept_to_sources_seen": "session-accept -> sources seen by others",
     "source_add_to_seen": "source-add (screen share) -> seen by others",
+    "mute_to_result": "mute IQ -> result (moderator)",
+    "mute_to_target_notified": "mute IQ -> target notified",
+    "self_unmute_to_result": "self-unmute IQ -> result",
 }
 
 
@@ -169,11 +172,14 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"  join rate achieved {report['join_rate_achieved']:.1f}/s; churn {report['churn']['left']} left, "
         f"{report['churn']['rejoined']} rejoined; page reloads {report.get('reloads', 0)}; "
         f"source changes {report['source_changes']['done']} "
-        f"({report['source_changes']['failed']} failed)",
+        f"({report['source_changes']['failed']} failed)"
+        + (f"; mutes {report['mutes']['done']} ({report['mutes']['refused']} refused, "
+           f"{report['mutes']['failed']} failed)" if report.get("mutes") else ""),
         "latency:",
     ]
     for key, title in LATENCY_NAMES.items():
-        lines.append(_latency_line(title, report["latency"][key]))
+        if key in report["latency"]:
+            lines.append(_latency_line(title, report["latency"][key]))
     for fault in report["faults"]:
         line = f"fault {fault['fault']} at {fault['applied_at_s']:.1f} s"
         if fault.get("error"):

@@ -8,6 +8,7 @@ Given as flags, as a small HOCON or JSON file (keys are the long flag names, e.g
     hold = 60s                    # each participant stays this long after joining (default: to the end)
     churn = 30                    # leave-and-rejoin events per minute, over the whole run
     source-changes = 20           # screen share on/off toggles per minute
+    mutes-per-minute = 10         # a moderator mutes someone's audio, who then unmutes itself
     bridges = 2                   # simulated bridges (local stack, or --brewery on a deployment)
     faults = ["kill-bridge@30s", "graceful-bridge@45s:jvb-sim-2"]
     duration = 90s
@@ -41,6 +42,7 @@ LIMITS = {
     "duration": 3600.0,
     "churn": 6000.0,
     "source_changes": 6000.0,
+    "mutes_per_minute": 6000.0,
     "bridges": 50,
     "faults": 20,
 }
@@ -139,6 +141,7 @@ class Scenario:
     hold: float | None = None  # seconds after joining; None: until the end of the run
     churn: float = 0.0  # leave+rejoin per minute
     source_changes: float = 0.0  # screen share toggles per minute
+    mutes_per_minute: float = 0.0  # remote mutes (then a self-unmute) per minute
     bridges: int = 2
     faults: tuple[Fault, ...] = ()
     duration: float = 30.0  # the load phase; the teardown after it is bounded separately
@@ -171,6 +174,7 @@ class Scenario:
             bound("hold", self.hold, 0, LIMITS["duration"])
         bound("churn", self.churn, 0, LIMITS["churn"])
         bound("source_changes", self.source_changes, 0, LIMITS["source_changes"])
+        bound("mutes_per_minute", self.mutes_per_minute, 0, LIMITS["mutes_per_minute"])
         bound("bridges", self.bridges, 0, LIMITS["bridges"])
         bound("session_timeout", self.session_timeout, 1, 600)
         parse_delay_range(list(self.reload_delay))
@@ -202,6 +206,7 @@ class Scenario:
             "hold": self.hold,
             "churn": self.churn,
             "source-changes": self.source_changes,
+            "mutes-per-minute": self.mutes_per_minute,
             "bridges": self.bridges,
             "faults": [str(f) for f in self.faults],
             "duration": self.duration,
@@ -228,6 +233,7 @@ _CONVERTERS: dict[str, Any] = {
     "hold": _opt_duration("hold"),
     "churn": float,
     "source-changes": float,
+    "mutes-per-minute": float,
     "bridges": int,
     "faults": lambda v: tuple(Fault.parse(f) for f in ([v] if isinstance(v, str) else v)),
     "duration": lambda v: parse_duration(v, "duration"),
