@@ -27,6 +27,7 @@ from jicofo.rest.api import serve_rest
 from jicofo.stats import FocusStats
 from jicofo.xmlns.conference_iq import CONFERENCE
 from jicofo.xmlns.jingle import JINGLE
+from jicofo.xmlns.mute import MUTE_TAGS
 from jicofo.xmpp.caps import Identity
 from jicofo.xmpp.client import BaseXMPPConnection, IqHandler, XMPPClient, XMPPComponent
 from jicofo.xmpp.jid import JID
@@ -144,6 +145,8 @@ def build_app(config: JicofoConfig) -> FocusApp:
             conn.add_iq_handler(CONFERENCE, _in_room_context(focus.handle_conference_iq),
                                 types=("set",))
     client.add_iq_router(JINGLE, focus.route_jingle, types=("set",))
+    for tag in MUTE_TAGS:
+        client.add_iq_router(tag, focus.route_mute, types=("set",))
     return FocusApp(config, client, service, component, brewery, services, focus)
 
 

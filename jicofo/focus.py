@@ -14,13 +14,15 @@ from xml.etree.ElementTree import Element
 import trio
 
 from jicofo.conference.conference import Conference
+from jicofo.conference.mute import MuteResult
 from jicofo.conference.services import ConferenceServices
 from jicofo.config.model import ConfigError
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
 from jicofo.xmlns.jingle import unknown_session
+from jicofo.xmlns.mute import MUTE_TAGS, MuteIQ, MuteParseError
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.containment import contain_stanza
-from jicofo.xmpp.errors import StanzaError, XMPPError
+from jicofo.xmpp.errors import NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
 
 log = logging.getLogger(__name__)
@@ -298,6 +300,50 @@ class Focus:
         if not conference.route_jingle(sender.resource, iq):
             raise StanzaError("item-not-found", "not a member of the conference",
                               app_element=unknown_session())
+
+    # ----- mute requests (focus-behaviour.md §1.8 row 72, §7.19) ---------------------------------
+
+    def route_mute(self, iq: Element) -> None:
+        """IQ router for `<mute>` (audio, video, desktop) from a member, via the focus's occupant
+        JID. Refusals are answered at once (StanzaError); a success answers `result`, then tells
+        a remotely muted target, with `actor`, as upstream."""
+        with contain_stanza(iq, "mute IQ"):
+            self._route_mute(iq)
+
+    def _route_mute(self, iq: Element) -> None:
+        payload = next((child for child in iq if child.tag in MUTE_TAGS), None)
+        assert payload is not None  # the client only routes <mute> here
+        try:
+            sender = JID.parse(iq.get("from", ""))
+            request = MuteIQ.from_element(payload)
+        except (InvalidJID, MuteParseError) as exc:
+            raise StanzaError("bad-request", str(exc)) from None
+        if request.mute is None or request.jid is None:
+            raise StanzaError("bad-request", "a mute request needs a jid and true or false")
+        conference = self.conferences.get(sender.bare)
+        if conference is None:
+            raise StanzaError("item-not-found", "no such conference")
+        decision = conference.handle_mute(sender.resource, request.jid, request.mute, request.media)
+        if decision.result is MuteResult.NOT_ALLOWED:
+            raise StanzaError("not-allowed", decision.reason)
+        if decision.result is MuteResult.ERROR:
+            raise StanzaError("internal-server-error", decision.reason)
+        notify = None
+        if request.jid != sender:
+            notify = MuteIQ(request.media, request.mute, actor=sender)
+        if self._nursery is None:
+            raise StanzaError("internal-server-error", "the focus is not running")
+        self._nursery.start_soon(self._mute_done, iq, request.jid, notify)
+
+    async def _mute_done(self, iq: Element, target: JID, notify: MuteIQ | None) -> None:
+        client = self.services.client
+        try:
+            await client.reply(iq)
+            if notify is not None:
+                # The client never answers it (client-protocol §4.1): sent, not requested.
+                await client.send(client.iq("set", target, notify.to_element()))
+        except NotConnected as exc:
+            log.info("mute answer to %s not sent: %s", iq.get("from"), exc)
 
     # ----- bridges ------------------------------------------------------------------------------
 

@@ -219,3 +219,26 @@ def test_in_place_ice_restarts_are_mixed_in_with_their_latency(tmp_path: Path) -
     assert report["errors"]["total"] == 0, report["errors"]
     assert "ICE restart request -> new credentials" in result.stdout
     assert f"ICE restarts requested {ice['requested']}" in result.stdout
+
+
+def test_mutes_mixed_into_a_run_are_answered_and_timed(tmp_path: Path) -> None:
+    """Moderators mute members' audio and the members unmute themselves during the run: every
+    mute is answered, the target is told, and the three latencies are in the report."""
+    if not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+    out = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "jicofo.stress.cli", "--local", "--conferences", "3", "--participants", "3",
+         "--join-rate", "15", "--duration", "8s", "--mutes-per-minute", "120", "--bridges", "1",
+         "--json", str(out), "--progress-every", "2", "--strict"],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["errors"]["total"] == 0, report["errors"]
+    mutes = report["mutes"]
+    assert mutes["done"] > 0 and mutes["refused"] == 0 and mutes["failed"] == 0, mutes
+    for key in ("mute_to_result", "mute_to_target_notified", "self_unmute_to_result"):
+        assert report["latency"][key]["count"] == mutes["done"], key
+    assert f"mutes {mutes['done']} (0 refused, 0 failed)" in result.stdout
+    assert "mute IQ -> target notified" in result.stdout

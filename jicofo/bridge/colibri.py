@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import trio
@@ -168,6 +168,9 @@ class ColibriSession:
         self.observer = observer
         self.endpoints: set[str] = set()
         self.feedback_sources: EndpointSourceSet | None = None
+        # Each endpoint's force-mute flags as last sent (upstream's ParticipantInfo audioMuted /
+        # videoMuted): set optimistically, and only a change is sent.
+        self.force_muted: dict[str, c2.ForceMute] = {}
         self._created = False  # a create was sent (the first allocation carries it)
         self._expired = False
         self.retired = False  # the conference no longer uses this session
@@ -320,6 +323,8 @@ class ColibriSession:
         create = not self._created
         self._created = True
         self.endpoints.add(endpoint.endpoint_id)
+        self.force_muted[endpoint.endpoint_id] = c2.ForceMute(endpoint.force_mute_audio,
+                                                              endpoint.force_mute_video)
         capabilities = [c2.CAPABILITY_SOURCE_NAMES]
         if endpoint.ssrc_rewriting:
             capabilities.append(c2.CAPABILITY_SSRC_REWRITING)
@@ -435,11 +440,29 @@ class ColibriSession:
         if answered is None or answered.transport is None:
             return None
         return answered.transport.ice
+    def set_force_mute(self, endpoint_id: str, media: str, value: bool) -> bool:
+        """Set one force-mute flag (`media` audio or video) of an endpoint; the endpoint's
+        `<force-mute>` goes to the bridge only when the flag changes (as upstream). Returns
+        whether a request was queued."""
+        current = self.force_muted.get(endpoint_id)
+        if endpoint_id not in self.endpoints or current is None:
+            return False
+        wanted = replace(current, audio=value) if media == "audio" else replace(current, video=value)
+        if wanted == current:
+            return False
+        self.force_muted[endpoint_id] = wanted
+        payload = c2.ConferenceModify(
+            meeting_id=self.meeting_id,
+            endpoints=(c2.Endpoint(id=endpoint_id, force_mute=wanted),),
+        )
+        self._enqueue(_Request(payload, "force-mute", endpoint_id))
+        return True
 
     def expire_endpoint(self, endpoint_id: str) -> None:
         if endpoint_id not in self.endpoints:
             return
         self.endpoints.discard(endpoint_id)
+        self.force_muted.pop(endpoint_id, None)
         self.bridge.endpoint_removed()
         payload = c2.ConferenceModify(
             meeting_id=self.meeting_id, endpoints=(c2.Endpoint(id=endpoint_id, expire=True),),

@@ -58,6 +58,15 @@ from jicofo.xmpp.muc import (
 )
 
 from .cascade import Cascade
+from .mute import (
+    AV_MODERATION_OFF,
+    AvModeration,
+    MuteDecision,
+    MuteMember,
+    MuteResult,
+    decide_mute,
+    start_muted_flags,
+)
 from .offer import OfferOptions, audio_description, video_description
 from .participant import Invite, JingleRequest, Participant, Reinvite, Terminate
 from .services import ConferenceServices
@@ -75,6 +84,7 @@ CLEANUP_TIMEOUT = 3.0
 # min-participants or auto-owner, as upstream.
 FEATURE_JIBRI = "http://jitsi.org/protocol/jibri"
 FEATURE_JIGASI = "http://jitsi.org/protocol/jigasi"
+FEATURE_AUDIO_MUTE = "http://jitsi.org/protocol/audio-mute"  # a Jigasi that can be force-muted
 
 
 class ConferenceStopped(Exception):
@@ -116,6 +126,12 @@ class Conference:
         self._ever_had_member = False
         self._single_timer: trio.CancelScope | None = None
         self._start_timer: trio.CancelScope | None = None
+        # A/V moderation state (per-media enabled flag and whitelists): a plug-in point for the
+        # av_moderation component's messages (later work); until then it is off for every media.
+        self.av_moderation: AvModeration = AV_MODERATION_OFF
+        # The number of participants invited when each member was first invited (itself
+        # included): what start muted counts, as upstream.
+        self._invite_positions: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -332,6 +348,8 @@ class Conference:
             for member in self.participants.values():
                 if not member.invited:
                     member.invited = True
+                    if member.endpoint_id not in self._invite_positions:
+                        self._invite_positions[member.endpoint_id] = len(self._invite_positions) + 1
                     member.post(Invite())
         self._check_single_participant()
 
@@ -339,6 +357,7 @@ class Conference:
         participant = self.participants.pop(occupant.nick, None)
         if participant is None:
             return
+        self._invite_positions.pop(occupant.nick, None)
         log.info("conference %s: %s left (%s)", self.room_jid, occupant.nick, reason)
         participant.cancel_scope.cancel()
         self.sources.remove_endpoint(participant.endpoint_id)
@@ -382,14 +401,56 @@ class Conference:
                         self.room_jid, participant.endpoint_id, exc)
 
     def start_muted_for(self, participant: Participant) -> StartMuted | None:
-        """Start-muted flags for a newcomer: beyond the startAudioMuted/startVideoMuted counts."""
-        position = list(self.participants).index(participant.endpoint_id) + 1 \
-            if participant.endpoint_id in self.participants else len(self.participants)
-        audio = _limit(self.properties.get("startAudioMuted"))
-        video = _limit(self.properties.get("startVideoMuted"))
-        muted_audio = audio is not None and position > audio
-        muted_video = video is not None and position > video
-        return StartMuted(muted_audio, muted_video) if muted_audio or muted_video else None
+        """Start-muted flags for the offer (`<startmuted>` only when one is set): participants
+        invited beyond the conference request's startAudioMuted / startVideoMuted counts (or the
+        sender limits) start muted (focus-behaviour.md §1.5 row 42)."""
+        position = self._invite_positions.get(participant.endpoint_id, len(self.participants))
+        conf = self.services.config.conference
+        audio, video = start_muted_flags(
+            position, _limit(self.properties.get("startAudioMuted")),
+            _limit(self.properties.get("startVideoMuted")),
+            conf.max_audio_senders, conf.max_video_senders,
+        )
+        return StartMuted(audio, video) if audio or video else None
+
+    # ----- mute requests ------------------------------------------------------------------------
+
+    def _mute_member(self, nick: str | None) -> MuteMember | None:
+        participant = self.participants.get(nick) if nick is not None else None
+        if participant is None:
+            return None
+        occupant = participant.occupant
+        features = participant.presence.features
+        return MuteMember(
+            nick=participant.endpoint_id,
+            moderator=occupant.role == "moderator" or occupant.affiliation in ("owner", "admin"),
+            visitor=occupant.role == "visitor",
+            jibri=FEATURE_JIBRI in features,
+            jigasi=FEATURE_JIGASI in features,
+            audio_mute_support=participant.features is not None
+            and FEATURE_AUDIO_MUTE in participant.features,
+        )
+
+    def handle_mute(self, muter: str | None, target: JID, mute: bool, media: str) -> MuteDecision:
+        """A member (`muter`, its nick) asks to (un)mute `target` (an occupant JID). Decides
+        (mute.py) and, on success, sets the target's force-mute state on its bridge."""
+        target_nick = target.resource if target.bare == self.room_jid else None
+        decision = decide_mute(self._mute_member(muter), self._mute_member(target_nick), mute, media,
+                               self.av_moderation)
+        what = f"{'mute' if mute else 'unmute'} {media} of {target_nick or target}"
+        if decision.result is not MuteResult.SUCCESS:
+            log.info("conference %s: %s asked to %s: %s (%s)", self.room_jid, muter, what,
+                     decision.result.value, decision.reason)
+            return decision
+        participant = self.participants[target_nick or ""]
+        sent = False
+        if participant.colibri is not None and decision.bridge_media is not None:
+            sent = participant.colibri.set_force_mute(participant.endpoint_id, decision.bridge_media,
+                                                      decision.bridge_force_mute)
+        log.info("conference %s: %s asked to %s: done (bridge force-mute %s=%s%s)", self.room_jid,
+                 muter, what, decision.bridge_media, decision.bridge_force_mute,
+                 ", sent" if sent else ", unchanged")
+        return decision
 
     # ----- Jingle routing -----------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ conference-not-ready, conference-ready, joined, join-retry, presence, room-info,
 occupant-changed, occupant-left, focus-left, conference-failed, self-left, rejoined, disco-info,
 every Jingle action by its name (in and out), ack, iq-error, result (detail: the action
 answered), error-answer, remote-sources, session-closed, source-add-rejected, p2p-declined,
-note, mute-request, left, failed, error.
+note, mute-request (in: the focus muted us; detail has the actor), mute (out: our
+request), mute-result, mute-refused, left, failed, error.
 """
 
 from __future__ import annotations
@@ -247,6 +248,12 @@ class SimulatedParticipant(JingleResponder):
     @property
     def error_count(self) -> int:
         return len(self.errors)
+
+    @property
+    def is_moderator(self) -> bool:
+        """Our own MUC role or affiliation gives moderator rights (what the focus checks)."""
+        room = self.room
+        return room is not None and (room.role == "moderator" or room.affiliation in ("owner", "admin"))
 
     @property
     def focus_muc_jid(self) -> str:
@@ -694,16 +701,49 @@ class SimulatedParticipant(JingleResponder):
             raise ParticipantError("no Jingle session")
         return self.session
 
-    # ----- focus mute requests (client-protocol §4.1) --------------------------------------------
+    # ----- mute (client-protocol §4.1) ---------------------------------------------------------
+
+    async def request_mute(self, target: str | None, media: str = "audio", mute: bool = True) -> None:
+        """Ask the focus to (un)mute `target`'s `media` (a nick; None: ourselves), as
+        lib-jitsi-meet's muteParticipant does: `<mute xmlns=…/audio|video|desktop jid=…>` to the
+        focus's occupant JID. Raises StanzaError when refused (the client's
+        MUTE_PARTICIPANT_ERROR); on success a self-mute or self-unmute is applied locally."""
+        ns = next(n for n, kind in MUTE_NAMESPACES.items() if kind == media)
+        nick = target or self.endpoint_id
+        if nick is None:
+            raise ParticipantError("not in the room yet")
+        payload = element(qn(ns, "mute"), {"jid": str(self.room_jid.with_resource(nick))},
+                          text="true" if mute else "false")
+        what = f"{media} {'true' if mute else 'false'} of {nick}"
+        self._record("out", "mute", what)
+        try:
+            await self.client.request(self.client.iq("set", self.focus_muc_jid, payload),
+                                      timeout=self.options.timeouts.request)
+        except StanzaError as err:
+            self._record("in", "mute-refused", f"{what}: {err.condition}")
+            raise
+        self._record("in", "mute-result", what)
+        if nick == self.endpoint_id:
+            await self.set_muted(**{media: mute})
 
     def _route_mute(self, iq: Element) -> None:
         # The client never answers these (client-protocol §4.1) and only obeys the focus.
         payload = list(iq)[0]
         kind = MUTE_NAMESPACES[payload.tag[1:].split("}", 1)[0]]
-        self._record("in", "mute-request", f"{kind} {payload.text} from {iq.get('from')}")
-        if iq.get("from") == self.focus_muc_jid and (payload.text or "").strip() == "true" \
-                and self._nursery is not None:
+        text = (payload.text or "").strip()
+        actor = payload.get("actor")
+        self._record("in", "mute-request",
+                     f"{kind} {text} from {iq.get('from')}" + (f" actor {actor}" if actor else ""))
+        if iq.get("from") != self.focus_muc_jid:
+            self._record("local", "note", f"mute request not from the focus ignored: {iq.get('from')}")
+        elif text == "true" and self._nursery is not None:
             self._nursery.start_soon(self._mute_by_focus, kind)
+
+    async def _apply_start_muted(self, audio: bool, video: bool) -> None:
+        self._record("in", "start-muted", f"audio={audio} video={video}")
+        local = self._require_local()
+        if local.set_muted(audio=True if audio else None, video=True if video else None):
+            await self._publish_presence()
 
     async def _mute_by_focus(self, kind: str) -> None:
         try:

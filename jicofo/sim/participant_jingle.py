@@ -118,6 +118,9 @@ class JingleResponder:
     def _notify(self) -> None:
         raise NotImplementedError
 
+    async def _apply_start_muted(self, audio: bool, video: bool) -> None:
+        raise NotImplementedError
+
     # ----- Jingle: acks, in arrival order -------------------------------------------------------
 
     def _route_jingle(self, iq: Element) -> None:
@@ -273,6 +276,9 @@ class JingleResponder:
         self._apply_remote_add(jingle, "offer")
         session = JingleSession(jingle.sid, sender, jingle, random_transport(self.rng), jingle.bridge_session)
         self.session = session
+        if jingle.start_muted is not None:
+            # lib-jitsi-meet mutes its tracks as the offer says before answering.
+            await self._apply_start_muted(jingle.start_muted.audio, jingle.start_muted.video)
         await self._send_answer(session, jingle, Action.SESSION_ACCEPT, self.options.timeouts.accept)
 
     async def _send_answer(

@@ -45,6 +45,7 @@ _KNOBS = {
     "name": "name", "conferences": "conferences", "participants": "participants",
     "join_rate": "join-rate", "hold": "hold", "churn": "churn", "source_changes": "source-changes",
     "ice_restarts_per_minute": "ice-restarts-per-minute",
+    "mutes_per_minute": "mutes-per-minute",
     "bridges": "bridges", "fault": "faults", "duration": "duration", "stop_p99": "stop-p99",
     "stop_errors": "stop-errors", "session_timeout": "session-timeout", "room_prefix": "room-prefix",
     "seed": "seed", "reload_delay": "reload-delay",
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source-changes", type=float, help="screen share on/off toggles per minute (default 0)")
     s.add_argument("--ice-restarts-per-minute", type=float,
                    help="in-place ICE restart requests per minute, with the client's fallback (default 0)")
+    s.add_argument("--mutes-per-minute", type=float,
+                   help="remote audio mutes (each followed by a self-unmute) per minute (default 0)")
     s.add_argument("--bridges", type=int, help="simulated bridges (default 2 with --local)")
     s.add_argument("--fault", action="append", metavar="KIND@TIME[:BRIDGE]",
                    help="inject a fault (repeatable), e.g. kill-bridge@30s")

@@ -18,6 +18,9 @@ LATENCY_NAMES = {
     "session_accept_to_sources_seen": "session-accept -> sources seen by others",
     "source_add_to_seen": "source-add (screen share) -> seen by others",
     "ice_restart_to_new_credentials": "ICE restart request -> new credentials",
+    "mute_to_result": "mute IQ -> result (moderator)",
+    "mute_to_target_notified": "mute IQ -> target notified",
+    "self_unmute_to_result": "self-unmute IQ -> result",
 }
 
 
@@ -179,12 +182,15 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"  join rate achieved {report['join_rate_achieved']:.1f}/s; churn {report['churn']['left']} left, "
         f"{report['churn']['rejoined']} rejoined; page reloads {report.get('reloads', 0)}; "
         f"source changes {report['source_changes']['done']} "
-        f"({report['source_changes']['failed']} failed)",
+        f"({report['source_changes']['failed']} failed)"
+        + (f"; mutes {report['mutes']['done']} ({report['mutes']['refused']} refused, "
+           f"{report['mutes']['failed']} failed)" if report.get("mutes") else ""),
         *_ice_restart_lines(report),
         "latency:",
     ]
     for key, title in LATENCY_NAMES.items():
-        lines.append(_latency_line(title, report["latency"][key]))
+        if key in report["latency"]:
+            lines.append(_latency_line(title, report["latency"][key]))
     for fault in report["faults"]:
         line = f"fault {fault['fault']} at {fault['applied_at_s']:.1f} s"
         if fault.get("error"):

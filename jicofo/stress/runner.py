@@ -31,7 +31,7 @@ from jicofo.sim.participant import (
     SourceRejected,
 )
 from jicofo.tasks import single_cause
-from jicofo.xmpp.errors import XMPPError
+from jicofo.xmpp.errors import StanzaError, XMPPError
 
 from .local import Target
 from .report import ProcWatch, breakdown, percentile, summarize
@@ -156,6 +156,10 @@ class Runner:
         self.ice_outcomes: dict[str, int] = {"restarted": 0, "refused": 0, "timeout": 0, "session-closed": 0}
         self.ice_fallbacks = 0
         self.ice_latencies: list[float] = []
+        self.mutes_done = self.mutes_refused = self.mutes_failed = 0
+        self.mute_latency: list[float] = []  # mute IQ -> result
+        self.mute_notified: list[float] = []  # mute IQ -> the target's mute-request
+        self.unmute_latency: list[float] = []  # self-unmute IQ -> result
         self.peak_participants = self.peak_conferences = 0
         self.stop_reason: str | None = None
         self.t0 = 0.0
@@ -188,6 +192,8 @@ class Runner:
                     load.start_soon(self._source_changes)
                 if self.sc.ice_restarts_per_minute > 0:
                     load.start_soon(self._ice_restarts)
+                if self.sc.mutes_per_minute > 0:
+                    load.start_soon(self._mutes)
                 if self.sc.faults:
                     load.start_soon(self._inject_faults)
                 with trio.move_on_after(self.sc.duration):
@@ -448,6 +454,56 @@ class Runner:
             pass  # left or lost its session meanwhile: not a focus problem
         finally:
             slot.busy = False
+    async def _mutes(self) -> None:
+        """A moderator (auto-owner makes one per conference) mutes another member's audio; the
+        target, told by the focus, mutes itself and later unmutes itself by a self-unmute IQ."""
+        interval = 60.0 / self.sc.mutes_per_minute
+        assert self._nursery is not None
+        while not self._load_done.is_set():
+            await trio.sleep(interval * self.rng.uniform(0.5, 1.5))
+            pair = self._pick_mute()
+            if pair is not None:
+                for slot in pair:
+                    slot.busy = True
+                self._nursery.start_soon(self._mute, *pair)
+
+    def _pick_mute(self) -> tuple[Slot, Slot] | None:
+        moderators = [s for s in self.slots[-5000:] if s.state == "in-session" and not s.busy
+                      and not s.wake.is_set() and s.person.is_moderator]
+        self.rng.shuffle(moderators)
+        for muter in moderators:
+            targets = [s for s in muter.conference.members if s is not muter and s.state == "in-session"
+                       and not s.busy and not s.wake.is_set()]
+            if targets:
+                return muter, self.rng.choice(targets)
+        return None
+
+    async def _mute(self, muter: Slot, target: Slot) -> None:
+        nick = target.person.endpoint_id
+        try:
+            with trio.fail_after(SCRIPT_TIMEOUT):
+                since = target.person.last_seq
+                start = trio.current_time()
+                await muter.person.request_mute(nick, "audio")
+                self.mute_latency.append(trio.current_time() - start)
+                told = await target.person.wait_for_event("mute-request", SCRIPT_TIMEOUT,
+                                                          direction="in", since=since)
+                self.mute_notified.append(told.time - start)
+                start = trio.current_time()
+                await target.person.request_mute(None, "audio", False)
+                self.unmute_latency.append(trio.current_time() - start)
+            self.mutes_done += 1
+        except StanzaError as exc:
+            self.mutes_refused += 1
+            if exc.condition != "not-allowed":  # (a role change can make a refusal legitimate)
+                self.runner_errors.append(f"mute refused: {exc.condition}")
+        except (trio.TooSlowError, ParticipantTimeout):
+            self.mutes_failed += 1
+            self.runner_errors.append(f"mute and self-unmute took over {SCRIPT_TIMEOUT:g} s")
+        except (ParticipantError, XMPPError):
+            pass  # left or lost its session meanwhile: not a focus problem
+        finally:
+            muter.busy = target.busy = False
 
     # ----- faults -----------------------------------------------------------------------------------
 
@@ -650,6 +706,7 @@ class Runner:
                              "timeout": self.ice_outcomes["timeout"],
                              "session_closed": self.ice_outcomes["session-closed"],
                              "fallback": self.ice_fallbacks},
+            "mutes": {"done": self.mutes_done, "refused": self.mutes_refused, "failed": self.mutes_failed},
             "latency": {
                 "conference_iq_to_ready": summarize(conf_ready),
                 "join_to_session_initiate": summarize(s.join_to_si for s in self.slots
@@ -658,6 +715,9 @@ class Runner:
                 "session_accept_to_sources_seen": summarize(accept_seen),
                 "source_add_to_seen": summarize(share_seen),
                 "ice_restart_to_new_credentials": summarize(self.ice_latencies),
+                "mute_to_result": summarize(self.mute_latency),
+                "mute_to_target_notified": summarize(self.mute_notified),
+                "self_unmute_to_result": summarize(self.unmute_latency),
             },
             "faults": [self._fault_report(f) for f in self.faults],
             "errors": {

@@ -9,6 +9,7 @@ Given as flags, as a small HOCON or JSON file (keys are the long flag names, e.g
     churn = 30                    # leave-and-rejoin events per minute, over the whole run
     source-changes = 20           # screen share on/off toggles per minute
     ice-restarts-per-minute = 10  # in-place ICE restart requests (lib-jitsi-meet's), per minute
+    mutes-per-minute = 10         # a moderator mutes someone's audio, who then unmutes itself
     bridges = 2                   # simulated bridges (local stack, or --brewery on a deployment)
     faults = ["kill-bridge@30s", "graceful-bridge@45s:jvb-sim-2"]
     duration = 90s
@@ -43,6 +44,7 @@ LIMITS = {
     "churn": 6000.0,
     "source_changes": 6000.0,
     "ice_restarts_per_minute": 6000.0,
+    "mutes_per_minute": 6000.0,
     "bridges": 50,
     "faults": 20,
 }
@@ -142,6 +144,7 @@ class Scenario:
     churn: float = 0.0  # leave+rejoin per minute
     source_changes: float = 0.0  # screen share toggles per minute
     ice_restarts_per_minute: float = 0.0  # in-place ICE restart requests per minute
+    mutes_per_minute: float = 0.0  # remote mutes (then a self-unmute) per minute
     bridges: int = 2
     faults: tuple[Fault, ...] = ()
     duration: float = 30.0  # the load phase; the teardown after it is bounded separately
@@ -175,6 +178,7 @@ class Scenario:
         bound("churn", self.churn, 0, LIMITS["churn"])
         bound("source_changes", self.source_changes, 0, LIMITS["source_changes"])
         bound("ice_restarts_per_minute", self.ice_restarts_per_minute, 0, LIMITS["ice_restarts_per_minute"])
+        bound("mutes_per_minute", self.mutes_per_minute, 0, LIMITS["mutes_per_minute"])
         bound("bridges", self.bridges, 0, LIMITS["bridges"])
         bound("session_timeout", self.session_timeout, 1, 600)
         parse_delay_range(list(self.reload_delay))
@@ -207,6 +211,7 @@ class Scenario:
             "churn": self.churn,
             "source-changes": self.source_changes,
             "ice-restarts-per-minute": self.ice_restarts_per_minute,
+            "mutes-per-minute": self.mutes_per_minute,
             "bridges": self.bridges,
             "faults": [str(f) for f in self.faults],
             "duration": self.duration,
@@ -234,6 +239,7 @@ _CONVERTERS: dict[str, Any] = {
     "churn": float,
     "source-changes": float,
     "ice-restarts-per-minute": float,
+    "mutes-per-minute": float,
     "bridges": int,
     "faults": lambda v: tuple(Fault.parse(f) for f in ([v] if isinstance(v, str) else v)),
     "duration": lambda v: parse_duration(v, "duration"),
