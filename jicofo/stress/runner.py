@@ -16,6 +16,7 @@ import secrets
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -189,9 +190,9 @@ class Runner:
                 if self.sc.churn > 0:
                     load.start_soon(self._churn)
                 if self.sc.source_changes > 0:
-                    load.start_soon(self._source_changes)
+                    load.start_soon(self._mixed_in, self.sc.source_changes, self._toggle_share)
                 if self.sc.ice_restarts_per_minute > 0:
-                    load.start_soon(self._ice_restarts)
+                    load.start_soon(self._mixed_in, self.sc.ice_restarts_per_minute, self._restart_ice)
                 if self.sc.mutes_per_minute > 0:
                     load.start_soon(self._mutes)
                 if self.sc.faults:
@@ -389,15 +390,16 @@ class Runner:
             self.churn_rejoined += 1
             self._start_participant(conference)
 
-    async def _source_changes(self) -> None:
-        interval = 60.0 / self.sc.source_changes
+    async def _mixed_in(self, per_minute: float, act: Callable[[Slot], Awaitable[None]]) -> None:
+        """About `per_minute` times a minute, `act` on a random idle participant in session."""
+        interval = 60.0 / per_minute
         assert self._nursery is not None
         while not self._load_done.is_set():
             await trio.sleep(interval * self.rng.uniform(0.5, 1.5))
             slot = self._pick()
             if slot is not None:
                 slot.busy = True
-                self._nursery.start_soon(self._toggle_share, slot)
+                self._nursery.start_soon(act, slot)
 
     async def _toggle_share(self, slot: Slot) -> None:
         person = slot.person
@@ -419,16 +421,6 @@ class Runner:
             pass  # left or lost its session meanwhile: not a focus problem
         finally:
             slot.busy = False
-
-    async def _ice_restarts(self) -> None:
-        interval = 60.0 / self.sc.ice_restarts_per_minute
-        assert self._nursery is not None
-        while not self._load_done.is_set():
-            await trio.sleep(interval * self.rng.uniform(0.5, 1.5))
-            slot = self._pick()
-            if slot is not None:
-                slot.busy = True
-                self._nursery.start_soon(self._restart_ice, slot)
 
     async def _restart_ice(self, slot: Slot) -> None:
         """What lib-jitsi-meet does on an ICE failure with in-place restarts on: ask for one; on
