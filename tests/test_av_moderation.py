@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from jicofo.sim.participant import SimulatedParticipant
-from jicofo.testing.prosody import ProsodyInstance, start_prosody, harness_plugin_dir
+from jicofo.testing.prosody import ProsodyInstance, harness_plugin_dir, start_prosody
 from jicofo.testing.stack import Bridges, focus_config, running_focus, simulated_bridges
 from jicofo.testing.waiting import wait_until
 from jicofo.xmlns.component_message import JSON_MESSAGE
@@ -95,6 +95,7 @@ async def test_av_moderation_on_and_off_with_a_late_joiner(jitsi_prosody: Prosod
             mod, ana = people
             await moderator_ready(app, room, people)
             conference = app.focus.conferences[room_jid]
+            ana_jid = str(room_jid.with_resource(ana.endpoint_id or ""))
 
             # A message from anyone but the component changes nothing (a plain client sends it;
             # its IQ round trip afterwards proves the focus has read it).
@@ -128,7 +129,7 @@ async def test_av_moderation_on_and_off_with_a_late_joiner(jitsi_prosody: Prosod
 
                 # Whitelisting the member lifts its force-mute; it may unmute again.
                 await send_json(avmod, focus, {"type": "av_moderation", "room": room,
-                                               "whitelists": {"audio": [str(room_jid.with_resource(ana.endpoint_id or ""))]}})
+                                               "whitelists": {"audio": [ana_jid]}})
                 await wait_forced(sims, ana.endpoint_id, False)
                 assert await audio_forced(sims, bo.endpoint_id)
                 assert await unmute_refusal(ana) is None
@@ -152,5 +153,5 @@ async def test_av_moderation_on_and_off_with_a_late_joiner(jitsi_prosody: Prosod
                     state = conference.to_json()
                     assert state["room_metadata"]["participants_soft_limit"] == 30  # type: ignore[index]
                     assert state["av_moderation"]["audio"] == {  # type: ignore[index]
-                        "enabled": False, "whitelist": [str(room_jid.with_resource(ana.endpoint_id or ""))]}
+                        "enabled": False, "whitelist": [ana_jid]}
                     no_errors(people + late + later)
