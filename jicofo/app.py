@@ -145,6 +145,7 @@ def build_app(config: JicofoConfig) -> FocusApp:
             conn.add_iq_handler(CONFERENCE, _in_room_context(focus.handle_conference_iq),
                                 types=("set",))
     client.add_iq_router(JINGLE, focus.route_jingle, types=("set",))
+    client.set_default_handlers(message=focus.route_component_message)
     for tag in MUTE_TAGS:
         client.add_iq_router(tag, focus.route_mute, types=("set",))
     return FocusApp(config, client, service, component, brewery, services, focus)

@@ -17,6 +17,13 @@ from jicofo.conference.conference import Conference
 from jicofo.conference.mute import MuteResult
 from jicofo.conference.services import ConferenceServices
 from jicofo.config.model import ConfigError
+from jicofo.logs import log_context
+from jicofo.xmlns.component_message import (
+    AvModerationMessage,
+    ComponentMessageError,
+    json_message_of,
+    parse_component_message,
+)
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
 from jicofo.xmlns.jingle import unknown_session
 from jicofo.xmlns.mute import MUTE_TAGS, MuteIQ, MuteParseError
@@ -31,6 +38,11 @@ PROP_AUTHENTICATION = "authentication"
 PROP_EXTERNAL_AUTH = "externalAuth"
 PROP_SIP_GATEWAY = "sipGatewayEnabled"
 PROP_VISITORS_SUPPORTED = "visitors-supported"
+
+# Component types discovered on the main domain whose messages the focus reads (row 9).
+COMPONENT_AV_MODERATION = "av_moderation"
+COMPONENT_ROOM_METADATA = "room_metadata"
+COMPONENT_TYPES = (COMPONENT_AV_MODERATION, COMPONENT_ROOM_METADATA)
 
 
 class ConferenceRequestError(Exception):
@@ -138,13 +150,88 @@ class Focus:
             services.client.announce_presence(
                 *([self.client_proxy] if self.client_proxy is not None else [])
             )
+        # Component type -> address, from the main domain's disco#info identities (category
+        # "component"), as upstream discovers them after each login; only messages from these
+        # addresses are read.
+        self.components: dict[str, JID] = {}
         services.client.on_session(self._on_client_session)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.services.client.connected:
+                nursery.start_soon(self.discover_components)
             task_status.started()
             await trio.sleep_forever()
+
+    # ----- components (focus-behaviour.md §1.2 row 9) ---------------------------------------------
+
+    async def discover_components(self) -> None:
+        """disco#info to the main domain (`jicofo.xmpp.client.xmpp-domain`); every identity of
+        category `component` names a component (type, address)."""
+        domain = self.services.config.xmpp.client.xmpp_domain
+        if not domain:
+            log.info("no xmpp-domain configured: no av_moderation or room_metadata component")
+            return
+        try:
+            info = await self.services.client.query_disco_info(
+                JID.parse(domain), timeout=self.services.request_timeout)
+        except (XMPPError, trio.TooSlowError, InvalidJID) as exc:
+            log.warning("component discovery on %s failed: %s", domain, exc)
+            return
+        found: dict[str, JID] = {}
+        for identity in info.identities:
+            if identity.category == "component" and identity.type in COMPONENT_TYPES \
+                    and identity.type not in found:
+                try:
+                    found[identity.type] = JID.parse(identity.name)
+                except InvalidJID:
+                    log.warning("component %s advertised with an invalid address %r",
+                                identity.type, identity.name)
+        if found != self.components:
+            for kind in COMPONENT_TYPES:
+                if kind in found:
+                    log.info("using the %s component at %s", kind, found[kind])
+                else:
+                    log.info("no %s component discovered on %s", kind, domain)
+        self.components = found
+
+    def route_component_message(self, message: Element) -> None:
+        """Messages not routed to a room: a component's `<json-message>` (A/V moderation, room
+        metadata, §7.20) is read when it comes from that component's discovered address and
+        names a conference the focus runs; anything else is ignored."""
+        json_message = json_message_of(message)
+        if json_message is None or message.get("type", "normal") != "normal":
+            return
+        sender = message.get("from", "")
+        if sender not in {str(address) for address in self.components.values()}:
+            log.info("ignoring a json-message from %s: not a discovered component", sender or "?")
+            return
+        with contain_stanza(message, "component message"):
+            self._component_message(sender, json_message)
+
+    def _component_message(self, sender: str, json_message: Element) -> None:
+        try:
+            parsed = parse_component_message(json_message)
+        except ComponentMessageError as exc:
+            log.info("ignoring a component message from %s: %s", sender, exc)
+            return
+        if parsed is None:
+            return
+        kind = COMPONENT_AV_MODERATION if isinstance(parsed, AvModerationMessage) \
+            else COMPONENT_ROOM_METADATA
+        if str(self.components.get(kind)) != sender:
+            log.info("ignoring a %s message from %s: not the %s component", kind, sender, kind)
+            return
+        conference = self.conferences.get(parsed.room)
+        if conference is None or conference.stop_reason is not None:
+            log.info("ignoring a %s message for %s: no such conference", kind, parsed.room)
+            return
+        with log_context(room=str(parsed.room)):
+            if isinstance(parsed, AvModerationMessage):
+                conference.handle_av_moderation(parsed)
+            else:
+                conference.handle_room_metadata(parsed)
 
     # ----- conference requests ------------------------------------------------------------------
 
@@ -362,6 +449,8 @@ class Focus:
         reload, which asks for the conference again."""
         if resumed:
             return
+        if self._nursery is not None:
+            self._nursery.start_soon(self.discover_components)
         for conference in list(self.conferences.values()):
             if conference.stop_reason is None:
                 log.warning("conference %s: ending it: the focus's XMPP session was not resumed",

@@ -31,7 +31,9 @@ from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
 from jicofo.bridge.selector import RecentAdditions
 from jicofo.config.model import ReinviteMethod
 from jicofo.logs import log_context
+from jicofo.xmlns.component_message import AvModerationMessage, RoomMetadata, RoomMetadataMessage
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
+from jicofo.xmlns.mute import MuteIQ
 from jicofo.xmlns.presence_ext import (
     BRIDGE_COUNT,
     SUPPORT_TERMINATE_RESTART,
@@ -42,7 +44,7 @@ from jicofo.xmlns.presence_ext import (
 )
 from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import NotConnected, XMPPError
-from jicofo.xmpp.jid import JID
+from jicofo.xmpp.jid import JID, InvalidJID
 from jicofo.xmpp.muc import (
     MessageReceived,
     MucRoom,
@@ -57,9 +59,9 @@ from jicofo.xmpp.muc import (
     event_stanza,
 )
 
+from .av_moderation import AvModerationState
 from .cascade import Cascade
 from .mute import (
-    AV_MODERATION_OFF,
     AvModeration,
     MuteDecision,
     MuteMember,
@@ -126,9 +128,12 @@ class Conference:
         self._ever_had_member = False
         self._single_timer: trio.CancelScope | None = None
         self._start_timer: trio.CancelScope | None = None
-        # A/V moderation state (per-media enabled flag and whitelists): a plug-in point for the
-        # av_moderation component's messages (later work); until then it is off for every media.
-        self.av_moderation: AvModeration = AV_MODERATION_OFF
+        # A/V moderation (per-media enabled flag and whitelists) from the av_moderation
+        # component's messages; `av_moderation` is what the mute decisions ask (a plug-in point).
+        self.av_state = AvModerationState(str(self.room_jid), exempt=self._av_exempt)
+        self.av_moderation: AvModeration = self.av_state
+        # The room_metadata component's latest metadata for this room (None: none received).
+        self.room_metadata: RoomMetadata | None = None
         # The number of participants invited when each member was first invited (itself
         # included): what start muted counts, as upstream.
         self._invite_positions: dict[str, int] = {}
@@ -411,7 +416,89 @@ class Conference:
             _limit(self.properties.get("startVideoMuted")),
             conf.max_audio_senders, conf.max_video_senders,
         )
+        # Room metadata's startMuted adds to the request's counts (upstream: either one mutes),
+        # and so does A/V moderation that does not let this member unmute (row 42).
+        metadata = self.room_metadata
+        forced_audio, forced_video = self.force_mute_flags(participant.endpoint_id)
+        audio = audio or forced_audio or (metadata is not None and metadata.start_muted_audio)
+        video = video or forced_video or (metadata is not None and metadata.start_muted_video)
         return StartMuted(audio, video) if audio or video else None
+
+    # ----- A/V moderation and room metadata (component messages) --------------------------------
+
+    def _av_exempt(self, nick: str) -> bool:
+        member = self._mute_member(nick)
+        return member is not None and (member.moderator or member.never_force_muted)
+
+    def force_mute_flags(self, nick: str) -> tuple[bool, bool]:
+        """(audio, video) force-mute flags A/V moderation wants on the bridge for `nick`: audio
+        when it may not unmute audio, video when it may unmute neither video nor desktop."""
+        av = self.av_moderation
+        return (not av.allowed_to_unmute(nick, "audio"),
+                not av.allowed_to_unmute(nick, "video") and not av.allowed_to_unmute(nick, "desktop"))
+
+    def handle_av_moderation(self, message: AvModerationMessage) -> None:
+        """An av_moderation component message for this room: update the state, then bring every
+        member's force-mute flags on the bridge in line (only changes are sent); members force-
+        muted because a media type was just enabled are told, with the actor, as upstream."""
+        change = self.av_state.apply(message)
+        log.info("conference %s: A/V moderation %s by %s: %s", self.room_jid,
+                 "updated" if change.changed else "unchanged", message.actor or "the component",
+                 self.av_state.summary())
+        if not change.changed:
+            return
+        forced = self._apply_force_mutes()
+        actor = _jid_or_none(message.actor)
+        for media in change.enabled:
+            for participant in self.participants.values():
+                if participant.occupant_jid is None:
+                    continue
+                if not self.av_moderation.allowed_to_unmute(participant.endpoint_id, media):
+                    self._notify_muted(participant, media, actor)
+        if forced:
+            log.info("conference %s: bridge force-mute changed for %s", self.room_jid,
+                     ", ".join(forced))
+
+    def _apply_force_mutes(self) -> list[str]:
+        changed = []
+        for participant in self.participants.values():
+            colibri = participant.colibri
+            if colibri is None:
+                continue
+            audio, video = self.force_mute_flags(participant.endpoint_id)
+            sent_audio = colibri.set_force_mute(participant.endpoint_id, "audio", audio)
+            sent_video = colibri.set_force_mute(participant.endpoint_id, "video", video)
+            if sent_audio or sent_video:
+                changed.append(f"{participant.endpoint_id} (audio={audio}, video={video})")
+        return changed
+
+    def _notify_muted(self, participant: Participant, media: str, actor: JID | None) -> None:
+        if self._nursery is None:
+            return
+        client = self.services.client
+        iq = client.iq("set", participant.occupant_jid, MuteIQ(media, True, actor=actor).to_element())
+
+        async def send() -> None:
+            try:
+                await client.send(iq)  # the client never answers it (client-protocol §4.1)
+            except NotConnected as exc:
+                log.info("conference %s: mute notice to %s not sent: %s", self.room_jid,
+                         participant.endpoint_id, exc)
+
+        self._nursery.start_soon(send)
+
+    def handle_room_metadata(self, message: RoomMetadataMessage) -> None:
+        """A room_metadata component message for this room: kept whole (the latest wins); its
+        startMuted applies to members invited from now on, the rest waits for the features
+        that use it (visitors, transcription)."""
+        self.room_metadata = message.metadata
+        metadata = message.metadata
+        log.info("conference %s: room metadata (startMuted audio=%s video=%s, %s moderator(s), "
+                 "%s participant(s) listed, visitorsEnabled=%s, participantsSoftLimit=%s)",
+                 self.room_jid, metadata.start_muted_audio, metadata.start_muted_video,
+                 "no" if metadata.moderators is None else len(metadata.moderators),
+                 "no" if metadata.participants is None else len(metadata.participants),
+                 metadata.visitors_enabled, metadata.participants_soft_limit)
 
     # ----- mute requests ------------------------------------------------------------------------
 
@@ -749,7 +836,18 @@ class Conference:
             "bridges": [s.bridge.nickname for s in self.colibri_sessions.values()],
             "cascade": self.cascade.to_json(),
             "bridge_not_available": self._bridge_not_available,
+            "av_moderation": self.av_state.to_json(),
+            "room_metadata": self.room_metadata.to_json() if self.room_metadata is not None else None,
         }
+
+
+def _jid_or_none(value: str | None) -> JID | None:
+    if value is None:
+        return None
+    try:
+        return JID.parse(value)
+    except InvalidJID:
+        return None
 
 
 def _limit(value: str | None) -> int | None:

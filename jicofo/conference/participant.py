@@ -294,6 +294,7 @@ class Participant:
             log.warning("%s: no bridge available; waiting for one", self)
             return False
         self.waiting_for_bridge = False
+        force_audio, force_video = conference.force_mute_flags(self.endpoint_id)
         request = EndpointRequest(
             endpoint_id=self.endpoint_id,
             stats_id=self.presence.stats_id,
@@ -301,6 +302,9 @@ class Participant:
             sctp=options.sctp,
             sources=self.sources,
             ssrc_rewriting=self.uses_ssrc_rewriting(),
+            # A/V moderation: a member that may not unmute starts force-muted on the bridge.
+            force_mute_audio=force_audio,
+            force_mute_video=force_video,
         )
         try:
             allocation = await colibri.allocate(request)

@@ -97,6 +97,11 @@ def client_proxy_plugin_dir() -> Path:
     return directory
 
 
+def harness_plugin_dir() -> Path:
+    """Test-only Prosody modules shipped with the harness (mod_test_component_identities)."""
+    return Path(__file__).resolve().parent / "prosody_plugins"
+
+
 def _secret() -> str:
     return secrets.token_urlsafe(18)
 
@@ -247,7 +252,8 @@ class ProsodyInstance:
 
     # -- startup ------------------------------------------------------------------------
 
-    def _render(self, *, log_level: str, extra_config: str, extra_components: str = "") -> None:
+    def _render(self, *, log_level: str, extra_config: str, extra_components: str = "",
+                domain_settings: str = "") -> None:
         values = {
             "BASE": str(self.base),
             "IP": self.ip,
@@ -287,6 +293,7 @@ class ProsodyInstance:
             )
         values["EXTRA_CONFIG"] = extra_config
         values["EXTRA_COMPONENTS"] = extra_components
+        values["DOMAIN_SETTINGS"] = domain_settings
 
         def substitute(match: re.Match[str]) -> str:
             try:
@@ -484,6 +491,7 @@ async def start_prosody(
     plugin_paths: Iterable[str | Path] = (),
     client_proxy: bool = False,
     extra_components: str = "",
+    domain_settings: str = "",
 ) -> AsyncIterator[ProsodyInstance]:
     """Run a fresh Prosody for the duration of the block.
 
@@ -492,7 +500,8 @@ async def start_prosody(
     `plugin_paths` are dirs Prosody searches for extra modules. `client_proxy` makes
     focus.meet.test a client-proxy component relaying to focus@auth.meet.test (our module, found
     in contrib/prosody) instead of an XEP-0114 component. `extra_components` is Lua appended
-    after every host (`Component "..." "module"` sections).
+    after every host (`Component "..." "module"` sections); `domain_settings` is Lua added to
+    the main (participants') host, e.g. its own `modules_enabled`.
     On exit Prosody gets SIGTERM, then SIGKILL after `stop_grace` seconds.
     """
     if not prosody_available():
@@ -517,7 +526,7 @@ async def start_prosody(
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             instance.c2s_port, instance.http_port, instance.component_port = _free_ports(ip, 3)
             instance._render(log_level=log_level, extra_config=extra_config,
-                             extra_components=extra_components)
+                             extra_components=extra_components, domain_settings=domain_settings)
             if attempt == 1:
                 await _register_all(instance, users)
             await instance._spawn()
