@@ -31,7 +31,7 @@ FEATURE_JIBRI = "http://jitsi.org/protocol/jibri"
 
 @dataclass(frozen=True)
 class Moderated:
-    """Stands in for the A/V-moderation state (later work) through its plug-in point: `media`
+    """Stands in for the A/V-moderation state through its plug-in point: `media`
     moderated, `whitelist` allowed."""
 
     media: frozenset[str]

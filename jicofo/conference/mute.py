@@ -14,12 +14,11 @@ The rules, in upstream's order:
    the bridge by itself; only A/V moderation does. Audio looks at audio; video and desktop
    share the bridge's video flag, which is forced only when neither may be unmuted.
 
-A/V moderation is a plug-in: anything with `allowed_to_unmute(nick, media)` (the per-media
-enabled flag and whitelist kept from the av_moderation component's messages, later work). Until
-it exists every conference uses AV_MODERATION_OFF: everyone may unmute, so self-unmute is always
-allowed and the bridge's force-mute flags stay false. As upstream, the bridge flag asks the
-A/V-moderation state alone, with no moderator exemption: a moderated moderator that unmutes
-itself is force-muted on the bridge unless the state counts it as allowed (whitelisted).
+A/V moderation is a plug-in: anything with `allowed_to_unmute(nick, media)`. A conference's is
+`av_moderation.AvModerationState` (the per-media enabled flag and whitelist from the
+av_moderation component's messages; moderators, Jibri, Jigasi and visitors count as allowed);
+AV_MODERATION_OFF, where everyone may unmute, is the default for a bare decision. The bridge
+flag asks the A/V-moderation state alone, as upstream.
 """
 
 from __future__ import annotations
