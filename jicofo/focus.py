@@ -54,14 +54,18 @@ class ConferenceRequestError(Exception):
         self.text = text
 
 
+def _config_jid(key: str, value: str) -> JID:
+    try:
+        return JID.parse(value)
+    except InvalidJID as exc:
+        raise ConfigError(f"{key}: not a valid JID: {exc}") from None
+
+
 def client_proxy_jid(value: str | None) -> JID | None:
     """`jicofo.xmpp.client.client-proxy` as a JID: a domain, e.g. `focus.meet.example.com`."""
     if not value:
         return None
-    try:
-        jid = JID.parse(value)
-    except InvalidJID as exc:
-        raise ConfigError(f"jicofo.xmpp.client.client-proxy: not a valid JID: {exc}") from None
+    jid = _config_jid("jicofo.xmpp.client.client-proxy", value)
     if jid.local is not None or jid.resource is not None:
         raise ConfigError(
             f"jicofo.xmpp.client.client-proxy: want the proxy component's domain, not {value}"
@@ -112,11 +116,7 @@ def conference_muc_domains(services: ConferenceServices) -> frozenset[str] | Non
     value = services.config.xmpp.client.conference_muc_jid
     if not value:
         return None
-    try:
-        muc = JID.parse(value)
-    except InvalidJID as exc:
-        raise ConfigError(f"jicofo.xmpp.client.conference-muc-jid: not a valid JID: {exc}") from None
-    return frozenset({muc.domain})
+    return frozenset({_config_jid("jicofo.xmpp.client.conference-muc-jid", value).domain})
 
 
 def room_domain_allowed(domain: str, muc_domains: frozenset[str]) -> bool:

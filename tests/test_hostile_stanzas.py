@@ -35,14 +35,17 @@ NS_RTP = "urn:xmpp:jingle:apps:rtp:1"
 NS_SSMA = "urn:xmpp:jingle:apps:rtp:ssma:0"
 
 
-class RecordingClient(XMPPClient):
-    """The attacker's client: keeps every IQ answer as received, to check what came back."""
+def keep_answers(client: XMPPClient) -> list[Element]:
+    """Every IQ answer `client` receives from now on, as received (to check what came back)."""
+    answers: list[Element] = []
+    original = client._on_iq_response
 
-    answers: list[Element]
+    def keep(stanza: Element) -> None:
+        answers.append(stanza)
+        original(stanza)
 
-    def _on_iq_response(self, stanza: Element) -> None:
-        self.answers.append(stanza)
-        super()._on_iq_response(stanza)
+    client._on_iq_response = keep  # type: ignore[method-assign]
+    return answers
 
 
 @dataclass
@@ -76,10 +79,9 @@ async def shard(prosody: ProsodyInstance) -> AsyncIterator[Shard]:
 
 
 @asynccontextmanager
-async def attacker(prosody: ProsodyInstance) -> AsyncIterator[RecordingClient]:
+async def attacker(prosody: ProsodyInstance) -> AsyncIterator[XMPPClient]:
     # No stream management: the attacker also writes raw bytes, which XEP-0198 would not count.
-    client = RecordingClient(settings_for(prosody, stream_management=False))
-    client.answers = []
+    client = XMPPClient(settings_for(prosody, stream_management=False))
     async with running(client) as xmpp:
         yield xmpp
 
@@ -112,10 +114,11 @@ async def test_an_iq_over_the_limits_to_the_focus_gets_an_error_and_costs_nothin
         else:
             query = element("{urn:example:evil}x", {f"a{i}": "v" for i in range(65)})
         iq = evil.iq("get", state.app.client.jid, query)
+        answers = keep_answers(evil)
         with pytest.raises(StanzaError) as refused:
             await evil.request(iq, timeout=10)
         assert refused.value.condition == "policy-violation"
-        answer = next(a for a in evil.answers if a.get("id") == iq.get("id"))
+        answer = next(a for a in answers if a.get("id") == iq.get("id"))
         condition, rest = error_of(answer)
         assert condition == "policy-violation" and rest == []  # nothing of the request came back
         await state.still_serving()
@@ -155,14 +158,7 @@ async def test_a_huge_source_add_is_refused_without_echoing_it(prosody: ProsodyI
                          for n in range(5_000))
         data += b"</description></content></jingle></iq>"
         assert 200_000 < len(data) < 256 * 1024, len(data)
-        replies: list[Element] = []
-        original = member.client._on_iq_response
-
-        def keep(stanza: Element) -> None:
-            replies.append(stanza)
-            original(stanza)
-
-        member.client._on_iq_response = keep  # type: ignore[method-assign]
+        replies = keep_answers(member.client)
         channel, sm = member.client._channel, member.client.sm
         assert channel is not None and sm is not None
         await channel.send_raw(data)

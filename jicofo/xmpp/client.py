@@ -564,8 +564,7 @@ class XMPPClient(BaseXMPPConnection):
             size = len(serialize(stanza, self.content_ns).encode())
             limit = self.settings.max_outgoing_stanza_bytes
             if size > limit:
-                raise StanzaTooLarge(f"<{local_name(stanza.tag)}> of {size} bytes is over the "
-                                     f"server's limit of {limit}; not sent")
+                raise StanzaTooLarge(local_name(stanza.tag), size, limit)
             self.sm.record_sent(stanza)
             return True
         return False

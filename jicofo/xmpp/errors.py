@@ -150,6 +150,9 @@ class StanzaTooLarge(XMPPError):
     """A stanza we were about to send is over the server's stanza size limit. It was not sent (the
     server would have closed our stream for it); the connection is fine."""
 
+    def __init__(self, kind: str, size: int, limit: int) -> None:
+        super().__init__(f"<{kind}> of {size} bytes is over the server's limit of {limit}; not sent")
+
 
 class IQTimeout(XMPPError):
     """No answer to an IQ request before its deadline."""

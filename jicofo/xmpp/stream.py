@@ -242,10 +242,7 @@ class XmlStream:
         default_ns = None if self.framing is Framing.WEBSOCKET else self.content_ns
         data = serialize(el, default_ns).encode()
         if self.max_send_bytes is not None and len(data) > self.max_send_bytes:
-            raise StanzaTooLarge(
-                f"<{local_name(el.tag)}> of {len(data)} bytes is over the server's limit of "
-                f"{self.max_send_bytes}; not sent"
-            )
+            raise StanzaTooLarge(local_name(el.tag), len(data), self.max_send_bytes)
         return data
 
     def close(self) -> bytes:
