@@ -376,3 +376,21 @@ async def test_silent_to_colibri2_to_health_checks_or_hung(prosody: ProsodyInsta
         await sim.control("POST", "/faults", {})
         assert (await health()).get("type") == "result"
         await sim.colibri(_endpoint_xml("a5"))
+
+
+async def test_stats_are_published_on_the_timer_not_after_each_request(prosody: ProsodyInstance) -> None:
+    # As a real bridge: an allocation does not make the bridge re-publish its stats presence (at
+    # load that was a 4 KB broadcast to the whole brewery per Colibri2 request); the next timer
+    # tick does. The old behaviour stays available for comparing benchmark figures.
+    def conferences(sim: Sim) -> str | None:
+        return _stat(sim.brewery.occupants["jvb-sim-1"].presence, "conferences")
+
+    async with simulator(prosody, "--stats-interval", "30") as sim:
+        await _presence_of(sim, "jvb-sim-1", lambda p: _stat(p, "conferences") == "0")
+        await sim.colibri(_endpoint_xml("a1b2c3d4", create_conference=True))
+        await trio.sleep(1)
+        assert conferences(sim) == "0"
+    async with simulator(prosody, "--stats-interval", "30", "--stats-on-change") as sim:
+        await _presence_of(sim, "jvb-sim-1", lambda p: _stat(p, "conferences") == "0")
+        await sim.colibri(_endpoint_xml("a1b2c3d4", create_conference=True))
+        await _presence_of(sim, "jvb-sim-1", lambda p: _stat(p, "conferences") == "1")

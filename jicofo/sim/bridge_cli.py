@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stress-per-endpoint", type=float,
                    help="stress added per local endpoint (e.g. 0.01 reaches 0.8 at 80 endpoints)")
     b.add_argument("--stats-interval", type=float, help="seconds between stats presences (default: 5)")
+    b.add_argument("--stats-on-change", action="store_true", default=None,
+                   help="also publish stats after every Colibri2 request (the simulator's old "
+                        "behaviour; a real bridge only publishes on the timer)")
     b.add_argument("--websocket-url", help="turn colibri web-sockets on: a base URL such as "
                    "wss://jvb.example.com:443, or a template with {bridge}, {conference}, {endpoint} "
                    "(default: no web-socket)")
@@ -100,7 +103,8 @@ _DEFAULTS: dict[str, Any] = {
     "no_verify_tls": False, "ca_file": None, "brewery": None, "bridges": 1,
     "nickname_prefix": "jvb-sim-", "region": None, "relay_id": None,
     "bridge_version": "2.3.250-gsimulated", "release": None, "stress": 0.0,
-    "stress_per_endpoint": None, "stats_interval": 5.0, "websocket_url": None, "no_ice_restart": False,
+    "stress_per_endpoint": None, "stats_interval": 5.0, "stats_on_change": False, "websocket_url": None,
+    "no_ice_restart": False,
     "http_host": "127.0.0.1", "http_port": 0, "log_level": "INFO", "servers": None,
 }
 
@@ -200,7 +204,8 @@ def make_bridges(opts: dict[str, Any]) -> list[SimulatedBridge]:
             for s in servers
         ]
         bridges.append(SimulatedBridge(BridgeEngine(identity, stress), nickname, targets,
-                                       stats_interval=float(opts["stats_interval"])))
+                                       stats_interval=float(opts["stats_interval"]),
+                                       stats_on_change=bool(opts["stats_on_change"])))
     return bridges
 
 
