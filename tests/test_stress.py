@@ -148,6 +148,11 @@ def test_a_small_local_run_reports_joins_latencies_and_process_figures(
         proc = report["processes"][name]
         assert proc["available"] and proc["cpu_seconds"] > 0 and proc["rss_peak_kb"] > 0, name
     assert report["processes"]["focus"]["cpu_ms_per_join"] > 0
+    # The focus's own XMPP traffic: at least a session-initiate out and a session-accept in per join.
+    per_join = report["focus_traffic"]["per_join"]
+    assert per_join["stanzas_sent"] >= 1 and per_join["stanzas_received"] >= 1, per_join
+    assert per_join["bytes_sent"] > 1000 and per_join["bytes_received"] > 1000, per_join
+    assert "focus XMPP traffic per completed join: sent" in stdout
     # The human report on stdout, the periodic progress lines (not a terminal) on stderr.
     assert "joins: attempted 15, completed 15, failed 0" in stdout
     assert "join -> session-initiate" in stdout and "focus: CPU" in stdout

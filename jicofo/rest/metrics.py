@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 
 from jicofo import __version__
 from jicofo.health import HealthChecker, is_health_check_room
+from jicofo.xmpp.traffic import TRAFFIC
 
 if TYPE_CHECKING:
     from jicofo.app import FocusApp
@@ -156,6 +157,7 @@ def stats_json(app: FocusApp, health: HealthChecker | None,
         # Ours, beside upstream's keys.
         "conference_requests": stats.conference_requests,
         "conference_requests_errors": stats.conference_requests_errors,
+        "xmpp_traffic": TRAFFIC.to_json(),
     }
     if health is not None:
         result = health.last_result
@@ -193,6 +195,13 @@ class FocusCollector:
         yield counter("conference_requests_errors", "Conference requests answered with an error.",
                       stats.conference_requests_errors)
         yield counter("conferences_created", "Conferences created.", stats.conferences_created)
+        yield counter("xmpp_stanzas_sent", "Top-level XMPP elements sent, on every connection.",
+                      TRAFFIC.stanzas_sent)
+        yield counter("xmpp_stanzas_received", "Top-level XMPP elements received, on every connection.",
+                      TRAFFIC.stanzas_received)
+        yield counter("xmpp_bytes_sent", "Bytes sent on every XMPP connection.", TRAFFIC.bytes_sent)
+        yield counter("xmpp_bytes_received", "Bytes received on every XMPP connection.",
+                      TRAFFIC.bytes_received)
         yield counter("participants", "Participants that joined a conference.", stats.participants)
         yield counter("participants_moved", "Participants moved off a failed bridge.",
                       stats.participants_moved)

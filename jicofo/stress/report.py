@@ -233,6 +233,12 @@ def render_text(report: Mapping[str, Any]) -> str:
             extra += f", {proc['rss_kb_per_participant']:.0f} KB RSS growth per participant"
         lines.append(f"{name}: CPU {proc['cpu_seconds']:.2f} s, RSS {proc['rss_start_kb'] // 1024} -> "
                      f"{proc['rss_peak_kb'] // 1024} MB (peak {proc['rss_hwm_kb'] // 1024} MB){extra}")
+    traffic = report.get("focus_traffic")
+    if traffic and traffic.get("per_join"):
+        per_join = traffic["per_join"]
+        lines.append(f"focus XMPP traffic per completed join: sent {per_join['stanzas_sent']:.1f} stanzas "
+                     f"({per_join['bytes_sent'] / 1024:.1f} KB), received {per_join['stanzas_received']:.1f} "
+                     f"({per_join['bytes_received'] / 1024:.1f} KB)")
     focus, prosody = report["processes"].get("focus"), report["processes"].get("prosody")
     if focus and prosody and focus.get("available") and prosody.get("available") and prosody["cpu_seconds"]:
         lines.append(f"focus CPU / prosody CPU = {focus['cpu_seconds'] / prosody['cpu_seconds']:.2f}")

@@ -167,6 +167,7 @@ class Runner:
         self.load_end = 0.0
         self.wall_start = 0.0
         self.focus_stats: dict[str, Any] | None = None
+        self.focus_traffic_start: dict[str, int] | None = None
         self.watches = [ProcWatch(name, pid) for name, pid in (target.pids or {}).items()]
         self.watches.append(ProcWatch("load generator", os.getpid()))
         self._load_done = trio.Event()
@@ -182,6 +183,9 @@ class Runner:
         self.wall_start = time.time()
         for watch in self.watches:
             watch.begin()
+        start_stats = await self._get_focus_stats()
+        if start_stats is not None:
+            self.focus_traffic_start = start_stats.get("xmpp_traffic")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             async with trio.open_nursery() as load:
@@ -645,17 +649,23 @@ class Runner:
                 self._stop(f"p99 join time {p99 * 1000:.0f} ms over {self.sc.stop_p99 * 1000:.0f} ms "
                            f"at {in_session} participants")
 
-    async def _fetch_focus_stats(self) -> None:
+    async def _get_focus_stats(self) -> dict[str, Any] | None:
         if self.target.focus_rest is None:
-            return
+            return None
         try:
             with trio.fail_after(HTTP_TIMEOUT):
                 stats = await get_json(*self.target.focus_rest, "/stats")
         except (OSError, RuntimeError, ValueError, trio.TooSlowError):
+            return None
+        return stats if isinstance(stats, dict) else None
+
+    async def _fetch_focus_stats(self) -> None:
+        stats = await self._get_focus_stats()
+        if stats is None:
             return
         keys = ("conferences", "participants", "largest_conference", "total_conferences_created",
                 "total_participants", "bridge_failures", "participant_notifications", "bridge_selector",
-                "conference_requests", "conference_requests_errors")
+                "conference_requests", "conference_requests_errors", "xmpp_traffic")
         self.focus_stats = {k: stats[k] for k in keys if k in stats}
 
     # ----- the report -------------------------------------------------------------------------------
@@ -721,7 +731,20 @@ class Runner:
             },
             "processes": processes,
             "focus_stats": self.focus_stats,
+            "focus_traffic": self._focus_traffic(),
         }
+
+    def _focus_traffic(self) -> dict[str, Any] | None:
+        """What the focus sent and received over XMPP during the load phase, in total and per
+        completed join (from its /stats before and after; None when it has no REST address)."""
+        end = (self.focus_stats or {}).get("xmpp_traffic")
+        start = self.focus_traffic_start
+        if not isinstance(end, dict) or not isinstance(start, dict):
+            return None
+        totals = {key: int(end.get(key, 0)) - int(start.get(key, 0)) for key in end}
+        per_join = ({key: round(value / self.completed, 1) for key, value in totals.items()}
+                    if self.completed else None)
+        return {"total": totals, "per_join": per_join}
 
     def _join_rate(self) -> float:
         """Completed joins per second, over the span from the start to the last one."""

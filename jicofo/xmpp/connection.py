@@ -36,6 +36,7 @@ from .stream import (
     XmlStream,
 )
 from .stream import StreamErrorReceived as StreamErrorEvent
+from .traffic import TRAFFIC
 from .transport import TcpTransport, Transport, TransportError, WebSocketTransport
 from .xml import XML_NS, element, escape_attribute, find_child, serialize
 
@@ -93,11 +94,14 @@ class Channel:
             if self.core.closed:  # closed while we waited: nothing may follow the footer
                 raise TransportError("the stream is closed")
             await self.transport.send(data)
+            TRAFFIC.stanzas_sent += 1
+            TRAFFIC.bytes_sent += len(data)
             log_packet(self.name, "out", data)
 
     async def send_raw(self, data: bytes) -> None:
         async with self._send_lock:
             await self.transport.send(data)
+            TRAFFIC.bytes_sent += len(data)
             log_packet(self.name, "out", data)
 
     async def next_event(self) -> Event:
@@ -108,7 +112,9 @@ class Channel:
                 if packet_log_enabled():
                     log_packet(self.name, "in", "(connection closed)")
                 raise PeerClosed("the peer closed the connection")
+            TRAFFIC.bytes_received += len(data)
             events = self.core.receive_data(data)
+            TRAFFIC.stanzas_received += sum(isinstance(e, StanzaReceived | StanzaRejected) for e in events)
             if packet_log_enabled():
                 for received in events:
                     log_packet(self.name, "in", self._describe(received))
