@@ -44,6 +44,12 @@ ensure_prosody() {
     # Debian's postinst does not start it in containers (policy-rc.d); tests run their own.
 }
 
+# HAProxy in front of several shards (jicofo-stress --local --shards N and its test).
+ensure_haproxy() {
+    command -v haproxy >/dev/null || apt_install haproxy
+    # Debian's postinst may start the packaged service; ours run from temp dirs only.
+}
+
 ensure_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         command -v "$PYTHON" >/dev/null || die "$PYTHON not found; Python 3.11 or newer is needed"
@@ -74,6 +80,7 @@ shift
 case "$command" in
     test)
         ensure_prosody
+        ensure_haproxy
         ensure_venv
         cd "$ROOT"
         lint_paths=()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from jicofo.stress.cli import build_parser, main, scenario_from_args
+from jicofo.stress.haproxy import haproxy_available
 from jicofo.stress.report import breakdown, percentile, render_text, summarize
 from jicofo.stress.scenario import (
     Fault,
@@ -98,6 +99,10 @@ def test_bad_flags_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> N
     assert "participants" in capsys.readouterr().err
     assert main(["--conferences", "2"]) == 2  # neither --local nor a deployment
     assert "--local" in capsys.readouterr().err
+    assert main(["--shards", "2", "--domain", "meet.example.com", "--xmpp-host", "127.0.0.1"]) == 2
+    assert "--shards: only with --local" in capsys.readouterr().err
+    assert main(["--local", "--shards", "5"]) == 2
+    assert "--shards: between 1 and 4" in capsys.readouterr().err
 
 
 def test_percentiles_and_error_grouping() -> None:
@@ -247,3 +252,50 @@ def test_mutes_mixed_into_a_run_are_answered_and_timed(tmp_path: Path) -> None:
         assert report["latency"][key]["count"] == mutes["done"], key
     assert f"mutes {mutes['done']} (0 refused, 0 failed)" in result.stdout
     assert "mute IQ -> target notified" in result.stdout
+
+
+@pytest.mark.prosody
+def test_two_shards_behind_haproxy_share_the_bridges_and_a_killed_focus_hurts_only_its_shard(
+    tmp_path: Path,
+) -> None:
+    """Two shards (a Prosody and a focus each) behind HAProxy, which routes by the WebSocket URL's
+    `room`; the two simulated bridges are in both breweries. Shard 2's focus is SIGKILLed at 5 s:
+    its rooms' members see the focus leave (once Prosody's 10 s hibernation ends) and cannot come
+    back (no focus there); the other shard's members notice nothing."""
+    if not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+    if not haproxy_available():
+        pytest.fail("haproxy is not installed: run the tests with `bash contrib/dev.sh test`, "
+                    "which installs it", pytrace=False)
+    out = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "jicofo.stress.cli", "--local", "--shards", "2", "--conferences", "16",
+         "--participants", "2", "--join-rate", "20", "--duration", "20s", "--fault", "kill-focus@5s:2",
+         "--reload-delay", "1s-2s", "--json", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=180, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert "2 shards behind haproxy" in report["target"]
+    first, second = report["shards"]
+    # Every room on exactly one shard, both shards serving some.
+    assert first["rooms"] + second["rooms"] == 16
+    assert first["rooms"] >= 1 and second["rooms"] >= 1
+    assert first["rooms_also_on_another_shard"] == 0
+    assert first["focus_alive"] and not second["focus_alive"]
+    # The bridges serve both shards: one has endpoints of each shard's focus.
+    assert set(first["bridge_endpoints"]) & set(second["bridge_endpoints"]), report["shards"]
+    (fault,) = report["faults"]
+    assert fault["error"] is None and fault["shard"] == 2
+    assert fault["rooms_on_shard"] == second["rooms"]
+    assert fault["affected"] == 2 * second["rooms"]
+    assert fault["bystanders"] == 2 * first["rooms"] and fault["bystanders_noticed"] == 0
+    assert fault["reload"]["reloaded"] == fault["affected"]
+    # The reloaded pages of shard 2 find no focus there; nothing else went wrong.
+    errors = report["errors"]
+    assert errors["participant"] == 0 and errors["runner"] == 0, errors
+    assert 0 < report["joins"]["failed"] <= fault["affected"]
+    assert all("conference request" in message for message in errors["breakdown"]), errors
+    for name in ("focus-1", "focus-2", "prosody-1", "prosody-2", "haproxy", "bridges"):
+        assert report["processes"][name]["available"], name
+    assert "shard 2 (focus killed)" in result.stdout

@@ -10,19 +10,21 @@ import trio
 
 
 async def request(
-    host: str, port: int, method: str, path: str, body: Any = None, *, timeout: float = 10.0
+    host: str, port: int, method: str, path: str, body: Any = None, *, timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One request on a fresh connection; returns (status, body). `body` is sent as JSON."""
+    extra_headers = list((headers or {}).items())
     payload = b"" if body is None else json.dumps(body).encode()
-    headers = [("host", f"{host}:{port}"), ("connection", "close"),
-               ("content-length", str(len(payload)))]
+    sent = [("host", f"{host}:{port}"), ("connection", "close"),
+            ("content-length", str(len(payload))), *extra_headers]
     if body is not None:
-        headers.append(("content-type", "application/json"))
+        sent.append(("content-type", "application/json"))
     conn = h11.Connection(h11.CLIENT)
     with trio.fail_after(timeout):
         stream = await trio.open_tcp_stream(host, port)
         async with stream:
-            await stream.send_all(conn.send(h11.Request(method=method, target=path, headers=headers)))
+            await stream.send_all(conn.send(h11.Request(method=method, target=path, headers=sent)))
             if payload:
                 await stream.send_all(conn.send(h11.Data(data=payload)))
             await stream.send_all(conn.send(h11.EndOfMessage()))
@@ -40,8 +42,8 @@ async def request(
                     return status, b"".join(chunks)
 
 
-async def get_json(host: str, port: int, path: str) -> Any:
-    status, body = await request(host, port, "GET", path)
+async def get_json(host: str, port: int, path: str, *, headers: dict[str, str] | None = None) -> Any:
+    status, body = await request(host, port, "GET", path, headers=headers)
     if status != 200:
         raise RuntimeError(f"GET {path}: HTTP {status}: {body[:200]!r}")
     return json.loads(body)

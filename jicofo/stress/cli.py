@@ -33,7 +33,15 @@ from jicofo.testing.prosody import ProsodyError
 from jicofo.xmpp.settings import ClientSettings, TlsMode
 from jicofo.xmpp.transport import TlsSettings
 
-from .local import PARTICIPANT_TIMEOUTS, StackError, Target, local_stack, start_bridge_sim, terminate
+from .local import (
+    MAX_SHARDS,
+    PARTICIPANT_TIMEOUTS,
+    StackError,
+    Target,
+    local_stack,
+    start_bridge_sim,
+    terminate,
+)
 from .report import render_text
 from .runner import TEARDOWN_TIMEOUT, Progress, Runner
 from .scenario import Scenario, ScenarioError, load_scenario_file, scenario_from_mapping
@@ -59,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Durations: 30 (seconds), 30s, 500ms, 2m. Faults: kill-bridge, "
                                        "unhealthy-bridge, graceful-bridge, drop-focus-connection "
                                        "(its XMPP session ends for good, --local), "
-                                       "cut-focus-connection (TCP reset, resumable, --local).")
+                                       "cut-focus-connection (TCP reset, resumable, --local), "
+                                       "kill-focus[:SHARD] (SIGKILL of a shard's focus, --local).")
     s = p.add_argument_group("scenario (flags override --scenario FILE)")
     s.add_argument("--scenario", type=Path, help="HOCON or JSON file with the knobs below (long names)")
     s.add_argument("--name", help="a name for the report")
@@ -104,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--jvb-user", default="jvb",
                    help="the bridges' login (default jvb; password $JVB_PASSWORD)")
     lo = p.add_argument_group("local stack")
+    lo.add_argument("--shards", type=int, default=1,
+                    help="shards (a Prosody and a focus each) behind HAProxy, the bridges shared (1)")
     lo.add_argument("--focus-log-level", default="WARNING", help="the local focus's log level (WARNING)")
     lo.add_argument("--focus-config", action="append", default=[], metavar="KEY=VALUE",
                     help="extra focus setting (repeatable), e.g. jicofo.bridge.health-checks.interval=2s")
@@ -128,6 +139,10 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
             values[key] = value
     if not args.local and "bridges" not in values:
         values["bridges"] = 0  # an existing deployment brings its own bridges
+    if args.shards != 1 and not args.local:
+        raise ScenarioError("--shards: only with --local")
+    if not 1 <= args.shards <= MAX_SHARDS:
+        raise ScenarioError(f"--shards: between 1 and {MAX_SHARDS}")
     return scenario_from_mapping(values)
 
 
@@ -155,7 +170,8 @@ def _focus_extra(pairs: Sequence[str]) -> dict[str, Any]:
 async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIterator[Target]:
     if args.local:
         proxy = any(f.kind == "cut-focus-connection" for f in scenario.faults)
-        async with local_stack(scenario.bridges, proxy_focus=proxy, focus_log_level=args.focus_log_level,
+        async with local_stack(scenario.bridges, shards=args.shards, proxy_focus=proxy,
+                               focus_log_level=args.focus_log_level,
                                focus_extra=_focus_extra(args.focus_config),
                                keep_logs=args.keep_logs) as target:
             yield target

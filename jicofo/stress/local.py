@@ -4,10 +4,14 @@ own), and the simulated bridges as one `jicofo-bridge-sim` child process (so the
 load generator's core either). Optionally the focus's XMPP client connection goes through a TCP
 proxy in this process, which the `cut-focus-connection` fault cuts (the session resumes); the
 `drop-focus-connection` fault ends the focus's session on Prosody, so that it cannot resume.
+
+With `--shards N` it is N such Prosody + focus pairs behind HAProxy (jicofo/stress/haproxy.py),
+the simulated bridges in every shard's brewery, as a Jitsi deployment scales out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,12 +38,15 @@ from jicofo.xmpp.errors import XMPPError
 from jicofo.xmpp.settings import ClientSettings, Timeouts, TlsMode
 from jicofo.xmpp.xml import element
 
+from .haproxy import HAProxy, HAProxyError
+
 log = logging.getLogger(__name__)
 
 # Participants do not ping (lib-jitsi-meet does every 10 s; that load is Prosody's, not the focus's).
 PARTICIPANT_TIMEOUTS = Timeouts(connect=15, negotiation=20, request=15, ping_interval=0, close=2)
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+MAX_SHARDS = 4
 _SECRET_KEYS = ("jicofo.xmpp.client.password", "jicofo.xmpp.component.secret")
 
 
@@ -60,6 +67,14 @@ class Target:
     focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
     end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
     pids: Mapping[str, int] | None = None  # process name -> pid, for /proc figures
+    # Room -> the settings a participant of that room connects with (HAProxy routes by room).
+    participant_settings_for: Callable[[str], ClientSettings] | None = None
+    shards: tuple[Shard, ...] = ()  # the local stack's shards (kill-focus, the shards report)
+
+    def settings_for(self, room: str) -> ClientSettings:
+        if self.participant_settings_for is None:
+            return self.participant_settings
+        return self.participant_settings_for(room)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -112,10 +127,30 @@ async def _read_port_line(process: trio.Process, timeout: float) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
+@dataclass
+class Shard:
+    """One shard of the local stack: its Prosody and the focus serving it."""
+
+    number: int
+    prosody: ProsodyInstance
+    focus_process: trio.Process
+    focus_rest: tuple[str, int]
+
+    @property
+    def name(self) -> str:
+        return f"shard{self.number}"
+
+    def kill_focus(self) -> None:
+        """SIGKILL, as an OOM kill or a crash: the focus leaves nothing tidy behind."""
+        if self.focus_process.returncode is None:
+            self.focus_process.kill()
+
+
 @asynccontextmanager
 async def local_stack(
     bridges: int,
     *,
+    shards: int = 1,
     proxy_focus: bool = False,
     focus_log_level: str = "WARNING",
     prosody_log_level: str = "warn",
@@ -123,47 +158,93 @@ async def local_stack(
     keep_logs: Path | None = None,
 ) -> AsyncIterator[Target]:
     """Prosody, our focus (child process) and `bridges` simulated bridges (one child process),
-    until the block ends; everything is stopped in order and bounded."""
+    until the block ends; everything is stopped in order and bounded. With `shards` > 1: that many
+    Prosody + focus pairs with HAProxy in front (participants connect over WebSocket through it,
+    a room always lands on one shard) and the same bridges in every shard's brewery."""
+    if not 1 <= shards <= MAX_SHARDS:
+        raise StackError(f"shards: between 1 and {MAX_SHARDS}")
     workdir = Path(tempfile.mkdtemp(prefix="jicofo-stress-")) if keep_logs is None else keep_logs
     workdir.mkdir(parents=True, exist_ok=True)
-    async with start_prosody(log_level=prosody_log_level) as prosody, trio.open_nursery() as nursery:
+    async with AsyncExitStack() as stack:
+        prosodies = [await stack.enter_async_context(start_prosody(log_level=prosody_log_level))
+                     for _ in range(shards)]
+        nursery = await stack.enter_async_context(trio.open_nursery())
         proxy: TcpProxy | None = None
-        if proxy_focus:
-            proxy = TcpProxy(prosody.ip, prosody.c2s_port)
+        if proxy_focus:  # the first shard's focus only
+            proxy = TcpProxy(prosodies[0].ip, prosodies[0].c2s_port)
             await nursery.start(proxy.run)
         bridge_process = bridge_port = None
-        focus_process: trio.Process | None = None
+        focus_processes: list[trio.Process] = []
+        haproxy: HAProxy | None = None
         try:
             if bridges:
-                bridge_process, bridge_port = await _start_bridges(prosody, bridges, workdir)
-            rest_port = free_port()
-            focus_process = await _start_focus(prosody, workdir, rest_port, proxy, focus_log_level,
-                                               focus_extra or {})
-            await _wait_focus_ready(focus_process, prosody, workdir)
-            pids = {"focus": focus_process.pid, "prosody": prosody.pid}
+                bridge_process, bridge_port = await _start_bridges(prosodies, bridges, workdir)
+            shard_list: list[Shard] = []
+            for number, prosody in enumerate(prosodies, 1):
+                shard_dir = workdir if shards == 1 else workdir / f"shard{number}"
+                shard_dir.mkdir(exist_ok=True)
+                rest_port = free_port()
+                extra = {"jicofo.rest.debug.enabled": True, "jicofo.rest.prometheus.enabled": True,
+                         **(focus_extra or {})}
+                process = await _start_focus(prosody, shard_dir, rest_port,
+                                             proxy if number == 1 else None, focus_log_level, extra)
+                focus_processes.append(process)
+                await _wait_focus_ready(process, prosody, shard_dir)
+                shard_list.append(Shard(number, prosody, process, ("127.0.0.1", rest_port)))
+            first = prosodies[0]
+            settings_for: Callable[[str], ClientSettings] | None = None
+            if shards == 1:
+                pids = {"focus": focus_processes[0].pid, "prosody": first.pid}
+                settings = participant_settings(first)
+                where = f"prosody {first.ip}:{first.c2s_port}, focus pid {focus_processes[0].pid}"
+            else:
+                haproxy = HAProxy(workdir, free_port(), [(p.ip, p.http_port) for p in prosodies])
+                try:
+                    await haproxy.start()
+                except HAProxyError as exc:
+                    raise StackError(str(exc)) from None
+                pids = {}
+                for shard in shard_list:
+                    pids[f"focus-{shard.number}"] = shard.focus_process.pid
+                    pids[f"prosody-{shard.number}"] = shard.prosody.pid
+                assert haproxy.pid is not None
+                pids["haproxy"] = haproxy.pid
+                settings = dataclasses.replace(participant_settings(first),
+                                               websocket_url=haproxy.websocket_url())
+                settings_for = _through_haproxy(settings, haproxy)
+                where = f"{shards} shards behind haproxy 127.0.0.1:{haproxy.port}"
             if bridge_process is not None:
                 pids["bridges"] = bridge_process.pid
             yield Target(
-                description=f"local stack (prosody {prosody.ip}:{prosody.c2s_port}, focus pid "
-                            f"{focus_process.pid}, {bridges} simulated bridge(s)"
+                description=f"local stack ({where}, {bridges} simulated bridge(s)"
                             + (f"; logs in {workdir})" if keep_logs is not None else ")"),
-                participant_settings=participant_settings(prosody),
-                muc_domain=prosody.muc_domain,
-                focus=prosody.component_jid,
+                participant_settings=settings,
+                participant_settings_for=settings_for,
+                muc_domain=first.muc_domain,
+                focus=first.component_jid,
                 bridge_api=("127.0.0.1", bridge_port) if bridge_port else None,
-                focus_rest=("127.0.0.1", rest_port),
+                focus_rest=shard_list[0].focus_rest,
                 focus_proxy=proxy,
-                end_focus_session=lambda: end_session(focus_session_settings(prosody)),
+                end_focus_session=lambda: end_session(focus_session_settings(first)),
                 pids=pids,
+                shards=tuple(shard_list),
             )
         finally:
-            if focus_process is not None:
-                await terminate(focus_process, "the focus")
+            if haproxy is not None:
+                await haproxy.stop()
+            for n, process in enumerate(focus_processes, 1):
+                await terminate(process, "the focus" if shards == 1 else f"the focus of shard {n}")
             if bridge_process is not None:
                 await terminate(bridge_process, "jicofo-bridge-sim", grace=5)
             nursery.cancel_scope.cancel()
             if keep_logs is None:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _through_haproxy(settings: ClientSettings, haproxy: HAProxy) -> Callable[[str], ClientSettings]:
+    def settings_for(room: str) -> ClientSettings:
+        return dataclasses.replace(settings, websocket_url=haproxy.websocket_url(room))
+    return settings_for
 
 
 def _log_file(path: Path) -> BinaryIO:
@@ -187,10 +268,24 @@ def focus_session_settings(prosody: ProsodyInstance) -> ClientSettings:
     )
 
 
-async def _start_bridges(prosody: ProsodyInstance, count: int, workdir: Path) -> tuple[trio.Process, int]:
+async def _start_bridges(prosodies: list[ProsodyInstance], count: int,
+                         workdir: Path) -> tuple[trio.Process, int]:
+    """The simulated bridges, in every shard's brewery (one XMPP login per bridge and shard, as a
+    real bridge configured with several `xmpp-client.configs`)."""
+    first = prosodies[0]
+    extra: tuple[str, ...] = ()
+    if len(prosodies) > 1:
+        servers = [{"host": p.ip, "port": p.c2s_port, "domain": p.auth_domain, "user": "jvb",
+                    "password": p.jvb_password, "tls": "off", "brewery": p.brewery_jid}
+                   for p in prosodies]
+        config = workdir / "bridges.conf"
+        config.touch(mode=0o600)  # it holds the shards' jvb passwords
+        config.write_text(f"servers = {json.dumps(servers)}\n")
+        extra = ("--config", str(config))
     return await start_bridge_sim(
-        host=prosody.ip, port=prosody.c2s_port, domain=prosody.auth_domain, tls=False,
-        brewery=prosody.brewery_jid, count=count, password=prosody.jvb_password, workdir=workdir,
+        host=first.ip, port=first.c2s_port, domain=first.auth_domain, tls=False,
+        brewery=first.brewery_jid, count=count, password=first.jvb_password, workdir=workdir,
+        extra_args=extra,
     )
 
 

@@ -81,6 +81,8 @@ def read_proc(pid: int) -> ProcSample | None:
         key, _, rest = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0])
+    if "VmRSS" not in values:
+        return None  # a zombie (exited, not reaped yet): no figures any more
     return ProcSample((utime + stime) / _TICKS, values.get("VmRSS", 0), values.get("VmHWM", 0))
 
 
@@ -213,6 +215,18 @@ def render_text(report: Mapping[str, Any]) -> str:
                          f"{reload['back_in_session']}/{fault['affected']}, not back {reload['not_back']}")
             if reload["back_after"]["count"]:
                 lines.append(_latency_line("  back in session after the fault", reload["back_after"]))
+        if "bystanders" in fault:
+            lines.append(f"  shard {fault['shard']}: {fault['rooms_on_shard']} room(s); participants of the "
+                         f"other shards: {fault['bystanders']}, of whom {fault['bystanders_noticed']} "
+                         f"noticed")
+    for shard in report.get("shards") or ():
+        if "error" in shard:
+            lines.append(f"shard {shard['shard']}: not read ({shard['error']})")
+            continue
+        bridges = ", ".join(f"{name} {count}" for name, count in shard["bridge_endpoints"].items()) or "none"
+        lines.append(f"shard {shard['shard']}{'' if shard['focus_alive'] else ' (focus killed)'}: "
+                     f"{shard['rooms']} room(s), endpoints per bridge: {bridges}; rooms also on another "
+                     f"shard: {shard['rooms_also_on_another_shard']}")
     if report.get("bridge_leaks") is not None:
         leaks = report["bridge_leaks"]
         lines.append(f"bridge conferences no live participant is in: {leaks['orphaned_at_load_end']} at the "

@@ -34,7 +34,7 @@ from jicofo.sim.participant import (
 from jicofo.tasks import single_cause
 from jicofo.xmpp.errors import StanzaError, XMPPError
 
-from .local import Target
+from .local import Shard, Target
 from .report import ProcWatch, breakdown, percentile, summarize
 from .scenario import FOCUS_FAULTS, Scenario
 
@@ -94,6 +94,8 @@ class FaultRecord:
     expects_reinvite: bool = False
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # kill-focus: the participants in session elsewhere (other shards), who should notice nothing.
+    bystanders: dict[str, str | None] = field(default_factory=dict)
 
 
 class Progress:
@@ -168,6 +170,8 @@ class Runner:
         self.wall_start = 0.0
         self.focus_stats: dict[str, Any] | None = None
         self.focus_traffic_start: dict[str, int] | None = None
+        self.shards: list[dict[str, Any]] | None = None
+        self._shard_snapshots: dict[int, dict[str, Any]] = {}  # before a kill-focus
         self.watches = [ProcWatch(name, pid) for name, pid in (target.pids or {}).items()]
         self.watches.append(ProcWatch("load generator", os.getpid()))
         self._load_done = trio.Event()
@@ -208,6 +212,7 @@ class Runner:
             self.load_end = trio.current_time()
             self.progress.done()
             await self._fetch_focus_stats()
+            self.shards = await self._shards_report()
             orphaned = await self._orphaned_bridge_conferences()
             self.progress.say(f"load phase over after {self.load_end - self.t0:.1f} s; everyone leaves")
             for slot in self.slots:
@@ -250,7 +255,7 @@ class Runner:
         while nick in self.by_endpoint:
             nick = f"{self.rng.getrandbits(32):08x}"
         options = ParticipantOptions(
-            xmpp=self.target.participant_settings, room=conference.room, focus=self.target.focus,
+            xmpp=self.target.settings_for(conference.room), room=conference.room, focus=self.target.focus,
             nick=nick, seed=self.rng.getrandbits(32), max_events=MAX_EVENTS,
             json_sources=self._counter % 2 == 0,  # half read XML sources, half the compact JSON
             timeouts=ParticipantTimeouts(conference=self.sc.session_timeout, join=15.0, accept=15.0,
@@ -323,7 +328,8 @@ class Runner:
         if slot.wake.is_set():
             return  # leaving anyway
         slot.focus_left_at = trio.current_time()
-        if not any(f.kind == "drop-focus-connection" and f.applied_at <= slot.focus_left_at
+        if not any(f.kind in ("drop-focus-connection", "kill-focus") and f.applied_at <= slot.focus_left_at
+                   and (f.kind != "kill-focus" or person.endpoint_id not in f.bystanders)
                    for f in self.faults):
             self.runner_errors.append("the focus left the room without a fault that explains it")
         slot.leave_now()
@@ -530,6 +536,18 @@ class Runner:
             record.affected = self._in_session_sids()
             record.detail["connections_cut"] = proxy.cut()
             return
+        if kind == "kill-focus":
+            shard = self._shard(target)
+            self._shard_snapshots[shard.number] = await self._shard_entry(shard)
+            rooms = await self._rooms_of(shard)
+            record.detail["shard"] = shard.number
+            in_session = self._in_session_sids()
+            record.affected = {ep: sid for ep, sid in in_session.items()
+                               if self.by_endpoint[ep].conference.room in rooms}
+            record.bystanders = {ep: sid for ep, sid in in_session.items() if ep not in record.affected}
+            record.detail["rooms_on_shard"] = len(rooms)
+            shard.kill_focus()
+            return
         if kind == "drop-focus-connection":
             end = self.target.end_focus_session
             if end is None:
@@ -560,6 +578,58 @@ class Runner:
             await post_json(host, port, f"/bridges/{nick}/colibri/shutdown", {"graceful-shutdown": True})
         else:  # pragma: no cover - the scenario parser allows no other kind
             raise ValueError(kind)
+
+    def _shard(self, target: str | None) -> Shard:
+        shards = self.target.shards
+        if not shards:
+            raise RuntimeError("kill-focus needs --local (the focus as our child process)")
+        wanted = (target or "1").removeprefix("shard")
+        for shard in shards:
+            if str(shard.number) == wanted:
+                return shard
+        raise ValueError(f"no shard {target!r} (there are {len(shards)})")
+
+    async def _rooms_of(self, shard: Shard) -> set[str]:
+        """The rooms that shard's focus has a conference for (its /debug/conferences)."""
+        rooms = await get_json(*shard.focus_rest, "/debug/conferences")
+        return {str(room) for room in rooms}
+
+    async def _shard_entry(self, shard: Shard) -> dict[str, Any]:
+        """What one shard's focus serves now: our rooms, and its endpoints on each bridge."""
+        ours = {c.room for c in self.conferences}
+        with trio.fail_after(HTTP_TIMEOUT):
+            rooms = await self._rooms_of(shard) & ours
+            metrics = await get_json(*shard.focus_rest, "/metrics", headers={"Accept": "application/json"})
+        prefix = 'jitsi_jicofo_bridge_endpoints{jvb="'
+        return {"shard": shard.number, "rooms": sorted(rooms),
+                "bridge_endpoints": {name[len(prefix):-2]: int(value)
+                                     for name, value in sorted(metrics.items())
+                                     if name.startswith(prefix) and value}}
+
+    async def _shards_report(self) -> list[dict[str, Any]] | None:
+        """At the end of the load, for each shard: the rooms its focus serves and the bridges it
+        has endpoints on (for a shard whose focus was killed: as they were just before), and how
+        many of our rooms more than one shard served (should be none)."""
+        if len(self.target.shards) < 2:
+            return None
+        out: list[dict[str, Any]] = []
+        for shard in self.target.shards:
+            alive = shard.focus_process.returncode is None
+            try:
+                entry = await self._shard_entry(shard) if alive else dict(self._shard_snapshots[shard.number])
+            except (OSError, RuntimeError, ValueError, KeyError, trio.TooSlowError) as exc:
+                entry = {"shard": shard.number, "error": f"{type(exc).__name__}: {exc}"}
+            entry["focus_alive"] = alive
+            out.append(entry)
+        seen: dict[str, int] = {}
+        for entry in out:
+            for room in entry.get("rooms", ()):
+                seen[room] = seen.get(room, 0) + 1
+        shared = sum(1 for n in seen.values() if n > 1)
+        for entry in out:
+            entry["rooms"] = len(entry.get("rooms", ()))
+            entry["rooms_also_on_another_shard"] = shared
+        return out
 
     async def _orphaned_bridge_conferences(self) -> dict[str, str] | None:
         """Conferences on our simulated bridges that no live participant is in (meeting id ->
@@ -732,6 +802,7 @@ class Runner:
             "processes": processes,
             "focus_stats": self.focus_stats,
             "focus_traffic": self._focus_traffic(),
+            "shards": self.shards,
         }
 
     def _focus_traffic(self) -> dict[str, Any] | None:
@@ -791,7 +862,23 @@ class Runner:
             out["not_reinvited_endpoints"] = not_reinvited[:20]
         if record.kind in FOCUS_FAULTS:
             out["reload"] = self._reload_report(record)
+        if record.kind == "kill-focus":
+            out["bystanders"] = len(record.bystanders)
+            out["bystanders_noticed"] = sum(1 for ep in record.bystanders if self._noticed(ep, record))
         return out
+
+    def _noticed(self, endpoint: str, record: FaultRecord) -> bool:
+        """Whether a participant saw a fault: the focus left its room, or its session was replaced
+        or ended by the focus after the fault."""
+        slot = self.by_endpoint.get(endpoint)
+        if slot is None:
+            return False
+        if slot.focus_left_at is not None and slot.focus_left_at >= record.applied_at:
+            return True
+        old_sid = record.bystanders.get(endpoint)
+        return any(e.time >= record.applied_at and e.direction == "in"
+                   and (e.kind == "session-terminate" or (e.kind == "session-initiate" and e.sid != old_sid))
+                   for e in slot.person.events)
 
     def _reload_report(self, record: FaultRecord) -> dict[str, Any]:
         """For the participants in session at the fault: how many pages reloaded, how many are

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("kill-bridge", "unhealthy-bridge", "graceful-bridge", "drop-focus-connection",
-               "cut-focus-connection")
-FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection")  # need no bridges
+               "cut-focus-connection", "kill-focus")
+FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection", "kill-focus")  # need no bridges
 
 # Upper bounds of every knob: the runner is a load generator, not a denial-of-service tool.
 LIMITS = {
@@ -115,7 +115,8 @@ def parse_delay_range(value: Any, what: str = "reload-delay") -> tuple[float, fl
 @dataclass(frozen=True)
 class Fault:
     """One fault injected during the run: `kind@time[:target]` (the target is a bridge
-    nickname; default: the bridge with the most endpoints at that moment)."""
+    nickname, default the bridge with the most endpoints at that moment; for kill-focus a shard
+    number, default 1)."""
 
     kind: str
     at: float
