@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--focus-log-level", default="WARNING", help="the local focus's log level (WARNING)")
     lo.add_argument("--focus-config", action="append", default=[], metavar="KEY=VALUE",
                     help="extra focus setting (repeatable), e.g. jicofo.bridge.health-checks.interval=2s")
+    lo.add_argument("--focus-packet-log", action="store_true",
+                    help="the focus logs every stanza to focus-packets.log (with --keep-logs)")
     lo.add_argument("--keep-logs", type=Path, help="keep the local stack's config and logs in this dir")
     o = p.add_argument_group("output")
     o.add_argument("--json", type=Path, help="write the JSON report here ('-' for stdout)")
@@ -139,6 +141,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
             values[key] = value
     if not args.local and "bridges" not in values:
         values["bridges"] = 0  # an existing deployment brings its own bridges
+    if args.focus_packet_log and args.keep_logs is None:
+        raise ScenarioError("--focus-packet-log: only with --keep-logs DIR (where the log goes)")
     if args.shards != 1 and not args.local:
         raise ScenarioError("--shards: only with --local")
     if not 1 <= args.shards <= MAX_SHARDS:
@@ -172,6 +176,7 @@ async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIter
         proxy = any(f.kind == "cut-focus-connection" for f in scenario.faults)
         async with local_stack(scenario.bridges, shards=args.shards, proxy_focus=proxy,
                                focus_log_level=args.focus_log_level,
+                               focus_packet_log=args.focus_packet_log,
                                focus_extra=_focus_extra(args.focus_config),
                                keep_logs=args.keep_logs) as target:
             yield target

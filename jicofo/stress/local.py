@@ -153,6 +153,7 @@ async def local_stack(
     shards: int = 1,
     proxy_focus: bool = False,
     focus_log_level: str = "WARNING",
+    focus_packet_log: bool = False,
     prosody_log_level: str = "warn",
     focus_extra: Mapping[str, Any] | None = None,
     keep_logs: Path | None = None,
@@ -187,7 +188,8 @@ async def local_stack(
                 extra = {"jicofo.rest.debug.enabled": True, "jicofo.rest.prometheus.enabled": True,
                          **(focus_extra or {})}
                 process = await _start_focus(prosody, shard_dir, rest_port,
-                                             proxy if number == 1 else None, focus_log_level, extra)
+                                             proxy if number == 1 else None, focus_log_level, extra,
+                                             packet_log=focus_packet_log)
                 focus_processes.append(process)
                 await _wait_focus_ready(process, prosody, shard_dir)
                 shard_list.append(Shard(number, prosody, process, ("127.0.0.1", rest_port)))
@@ -317,7 +319,7 @@ async def start_bridge_sim(
 
 async def _start_focus(
     prosody: ProsodyInstance, workdir: Path, rest_port: int, proxy: TcpProxy | None,
-    log_level: str, extra: Mapping[str, Any],
+    log_level: str, extra: Mapping[str, Any], *, packet_log: bool = False,
 ) -> trio.Process:
     overrides = focus_overrides(prosody)
     overrides.update({"jicofo.rest.port": rest_port, "jicofo.rest.host": "127.0.0.1"})
@@ -332,7 +334,8 @@ async def _start_focus(
     stderr = _log_file(workdir / "focus.log")
     try:
         return await trio.lowlevel.open_process(
-            [sys.executable, "-m", "jicofo.cli", "--config", str(config), "--log-level", log_level],
+            [sys.executable, "-m", "jicofo.cli", "--config", str(config), "--log-level", log_level,
+             *(("--packet-log", str(workdir / "focus-packets.log")) if packet_log else ())],
             env=env, stdout=subprocess.DEVNULL, stderr=stderr,
         )
     finally:
