@@ -29,9 +29,9 @@ from typing import Any, BinaryIO
 
 import trio
 
+from jicofo.testing.focus_settings import focus_overrides
 from jicofo.testing.prosody import ProsodyInstance, start_prosody
 from jicofo.testing.sessions import end_session
-from jicofo.testing.stack import focus_overrides
 from jicofo.testing.tcp_proxy import TcpProxy
 from jicofo.xmpp.client import NS_DISCO_INFO, XMPPClient
 from jicofo.xmpp.errors import XMPPError
