@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--focus-log-level", default="WARNING", help="the local focus's log level (WARNING)")
     lo.add_argument("--focus-config", action="append", default=[], metavar="KEY=VALUE",
                     help="extra focus setting (repeatable), e.g. jicofo.bridge.health-checks.interval=2s")
+    lo.add_argument("--bridge-stats-on-change", action="store_true",
+                    help="the simulated bridges also publish stats after every Colibri2 request (their "
+                         "behaviour before 2026-12; for comparing with older figures)")
     lo.add_argument("--focus-packet-log", action="store_true",
                     help="the focus logs every stanza to focus-packets.log (with --keep-logs)")
     lo.add_argument("--keep-logs", type=Path, help="keep the local stack's config and logs in this dir")
@@ -177,6 +180,7 @@ async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIter
         async with local_stack(scenario.bridges, shards=args.shards, proxy_focus=proxy,
                                focus_log_level=args.focus_log_level,
                                focus_packet_log=args.focus_packet_log,
+                               bridge_stats_on_change=args.bridge_stats_on_change,
                                focus_extra=_focus_extra(args.focus_config),
                                keep_logs=args.keep_logs) as target:
             yield target

@@ -154,6 +154,7 @@ async def local_stack(
     proxy_focus: bool = False,
     focus_log_level: str = "WARNING",
     focus_packet_log: bool = False,
+    bridge_stats_on_change: bool = False,
     prosody_log_level: str = "warn",
     focus_extra: Mapping[str, Any] | None = None,
     keep_logs: Path | None = None,
@@ -179,7 +180,8 @@ async def local_stack(
         haproxy: HAProxy | None = None
         try:
             if bridges:
-                bridge_process, bridge_port = await _start_bridges(prosodies, bridges, workdir)
+                bridge_process, bridge_port = await _start_bridges(
+                    prosodies, bridges, workdir, ("--stats-on-change",) if bridge_stats_on_change else ())
             shard_list: list[Shard] = []
             for number, prosody in enumerate(prosodies, 1):
                 shard_dir = workdir if shards == 1 else workdir / f"shard{number}"
@@ -270,12 +272,12 @@ def focus_session_settings(prosody: ProsodyInstance) -> ClientSettings:
     )
 
 
-async def _start_bridges(prosodies: list[ProsodyInstance], count: int,
-                         workdir: Path) -> tuple[trio.Process, int]:
+async def _start_bridges(prosodies: list[ProsodyInstance], count: int, workdir: Path,
+                         extra_args: tuple[str, ...] = ()) -> tuple[trio.Process, int]:
     """The simulated bridges, in every shard's brewery (one XMPP login per bridge and shard, as a
     real bridge configured with several `xmpp-client.configs`)."""
     first = prosodies[0]
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = extra_args
     if len(prosodies) > 1:
         servers = [{"host": p.ip, "port": p.c2s_port, "domain": p.auth_domain, "user": "jvb",
                     "password": p.jvb_password, "tls": "off", "brewery": p.brewery_jid}
@@ -283,7 +285,7 @@ async def _start_bridges(prosodies: list[ProsodyInstance], count: int,
         config = workdir / "bridges.conf"
         config.touch(mode=0o600)  # it holds the shards' jvb passwords
         config.write_text(f"servers = {json.dumps(servers)}\n")
-        extra = ("--config", str(config))
+        extra = (*extra, "--config", str(config))
     return await start_bridge_sim(
         host=first.ip, port=first.c2s_port, domain=first.auth_domain, tls=False,
         brewery=first.brewery_jid, count=count, password=first.jvb_password, workdir=workdir,
