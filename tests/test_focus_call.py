@@ -192,3 +192,34 @@ async def test_two_members_get_offers_and_each_others_sources(
                         break
                     await trio.sleep(0.05)
             assert "1000" not in updates[-1]["request"].split("b5e6f7a8")[-1]
+
+
+async def test_a_handled_session_accept_is_not_kept_in_memory(prosody: ProsodyInstance) -> None:
+    """Memory per participant: once the focus has handled a member's session-accept, nothing keeps
+    its parsed stanza (~35 KB of elements for a browser's). The participant's inbox loop used to
+    hold the last request it handled until the next one arrived, for the whole call."""
+    import gc
+
+    from jicofo.conference.participant import JingleRequest
+
+    def accepts_alive() -> int:
+        gc.collect()
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, JingleRequest)
+                   and obj.iq.find(f"{JINGLE}[@action='session-accept']") is not None)
+
+    room = f"memory@{prosody.muc_domain}"
+    async with simulated_bridges(prosody, 1), running_focus(focus_config(prosody)) as app:
+        with trio.fail_after(10):
+            while not app.brewery or not app.brewery.operational_bridges():
+                await trio.sleep(0.05)
+        async with member(prosody, "a1b2c3d4") as ana, member(prosody, "b5e6f7a8") as bo:
+            for client in (ana, bo):
+                await client.conference(room)
+                await client.join(room)
+            await ana.accept(await ana.wait_for(Action.SESSION_INITIATE), 1000)
+            await bo.accept(await bo.wait_for(Action.SESSION_INITIATE), 2000)
+            await ana.wait_for(Action.SOURCE_ADD)  # both accepts were handled
+            with trio.move_on_after(5):
+                while accepts_alive():
+                    await trio.sleep(0.1)
+            assert accepts_alive() == 0

@@ -224,6 +224,9 @@ class Participant:
                     nursery.start_soon(self._signal_sources_loop)
                     async for message in self._inbox:
                         await self._handle(message)
+                        # Not kept while waiting for the next one: the last request's parsed
+                        # stanza (a session-accept is ~35 KB of elements) would stay alive.
+                        del message
             finally:
                 self.done.set()
 
