@@ -471,8 +471,8 @@ class Focus:
                 raise StanzaError("bad-request", "missing mandatory attribute 'machineUID'")
             try:
                 room = parse_room(request.room)
-            except ConferenceRequestError as exc:
-                raise exc.stanza_error() from None
+            except ConferenceRequestError:
+                raise StanzaError("bad-request", "invalid room name") from None
             url = self.auth.login_url(room)
             log.info("login URL for %s to %s: %s", room, sender, url or "none (client-side)")
             return login_url_answer(url)

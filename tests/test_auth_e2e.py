@@ -26,6 +26,7 @@ from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceR
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID
+from jicofo.xmpp.muc import MucRoom
 
 from .test_auth import jwt
 from .xmpp_helpers import connected, settings_for
@@ -280,3 +281,43 @@ async def test_http_conference_request_makes_the_same_decisions(secure: ProsodyI
         await wait_until(lambda: JID.parse(room) in app.focus.conferences, 5, "the conference")
 
 
+
+
+async def test_a_member_who_authenticates_later_becomes_owner(secure: ProsodyInstance) -> None:
+    """Upstream's on-the-fly upgrade: a guest in the room logs in (in a popup, as the host's
+    machine) and asks again with the session: the focus makes it owner."""
+    room = room_of(secure, "upgrade")
+    async with running_focus(auth_config(secure)) as app, \
+            connected(host_settings(secure)) as alice, connected(guest_settings(secure)) as guest:
+        answer = await ask(alice, room, machine_uid="shared-machine")
+        member = MucRoom(guest, JID.parse(room), "c3c3c3c3")
+        await member.join(timeout=5)
+        conference = app.focus.conferences[JID.parse(room)]
+
+        def affiliation() -> str | None:
+            participant = conference.participants.get("c3c3c3c3")
+            return participant.occupant.affiliation if participant is not None else None
+
+        await wait_until(lambda: affiliation() is not None, 10, "the member")
+        await trio.sleep(0.3)
+        assert affiliation() == "none"
+        again = await ask(guest, room, machine_uid="shared-machine", session_id=answer.session_id)
+        assert again.identity == f"alice@{secure.domain}"
+        await wait_until(lambda: affiliation() == "owner", 10, "the owner grant")
+
+
+async def test_through_the_client_proxy_the_real_sender_is_authenticated() -> None:
+    async with start_prosody(secure_domain=True, client_proxy=True,
+                             extra_users=[("alice", "meet.test", HOST_PASSWORD)]) as prosody:
+        config = focus_config(prosody, {
+            "jicofo.authentication.enabled": True, "jicofo.authentication.type": "XMPP",
+            "jicofo.authentication.login-url": prosody.domain,
+            "jicofo.xmpp.client.client-proxy": prosody.component_jid,
+        }, component=False)
+        async with running_focus(config), connected(host_settings(prosody)) as alice, \
+                connected(guest_settings(prosody)) as guest:
+            room = room_of(prosody, "proxied")
+            error = await refused(guest, room, machine_uid="g")
+            assert error.condition == "not-authorized"
+            answer = await ask(alice, room, machine_uid="a")
+            assert answer.ready and answer.identity == f"alice@{prosody.domain}"
