@@ -217,3 +217,18 @@ def test_unbuilt_feature_keys_warn_once_each(tmp_path: Path,
     assert "jicofo.jigasi.brewery-jid" in keys and "jicofo.visitors.max-participants" in keys
     assert any(key.startswith("jicofo.xmpp.visitors.v1.") for key in keys)
     assert len(keys) == len(set(keys))
+
+
+async def test_store_indexes_follow_binds_and_the_per_identity_cap() -> None:
+    from jicofo.auth.sessions import MAX_SESSIONS_PER_IDENTITY
+    auth = xmpp_authority()
+    host = JID.parse(f"alice@{AUTH}/web")
+    first = auth.process(AuthRequest(ROOM, "m0"), host)
+    assert first is not None and "session_id" not in repr(first) and first.session_id not in repr(first)
+    # Another session bound to the same full JID takes the index over.
+    second = auth.process(AuthRequest(ROOM, "m1"), host)
+    assert auth.sessions.for_jid(host) is second
+    for n in range(2, MAX_SESSIONS_PER_IDENTITY + 5):
+        auth.process(AuthRequest(ROOM, f"m{n}"), JID.parse(f"alice@{AUTH}/r{n}"))
+    assert len(auth.sessions) == MAX_SESSIONS_PER_IDENTITY
+    assert auth.sessions.get(first.session_id) is None  # the least recently used went first

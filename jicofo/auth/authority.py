@@ -100,7 +100,7 @@ class AuthAuthority:
         if session is None:
             return None
         if sender is not None:
-            session.user_jid = sender
+            self.sessions.bind(session, sender)
             if self.external and request.token and self.authenticated_domain(sender):
                 session.claims = self._claims(request.token)
         self.sessions.touch(session)

@@ -29,8 +29,8 @@ MAX_SESSIONS_PER_IDENTITY = 32
 
 @dataclass(slots=True)
 class AuthSession:
-    session_id: str
-    machine_uid: str
+    session_id: str = field(repr=False)  # a bearer secret: never in logs
+    machine_uid: str = field(repr=False)
     identity: str  # the authenticated user's bare JID, as upstream
     room: JID  # the conference it was created for
     last_activity: float
@@ -38,15 +38,20 @@ class AuthSession:
     # Claims read from a JWT on a connection the token domain authenticated (JWT type only).
     claims: dict[str, str] = field(default_factory=dict)
 
-    def __str__(self) -> str:  # never the session id: it is a bearer secret
+    def __str__(self) -> str:
         return f"session of {self.identity} for {self.room}"
 
 
 class SessionStore:
+    """Sessions by id, with indexes by the full JID bound to them and by identity, so that a
+    member joining (is this JID authenticated?) costs the same with 10 or 100,000 sessions."""
+
     def __init__(self, lifetime: float, *, clock: Callable[[], float] = trio.current_time) -> None:
         self.lifetime = lifetime
         self.clock = clock
         self._sessions: dict[str, AuthSession] = {}
+        self._by_jid: dict[JID, AuthSession] = {}
+        self._by_identity: dict[str, dict[str, AuthSession]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -60,10 +65,11 @@ class SessionStore:
             session_id = str(uuid.uuid4())
         session = AuthSession(session_id, machine_uid, identity, room.bare, self.clock())
         self._sessions[session_id] = session
-        mine = sorted((s for s in self._sessions.values() if s.identity == identity),
-                      key=lambda s: s.last_activity)
-        for old in mine[: max(0, len(mine) - MAX_SESSIONS_PER_IDENTITY)]:
-            self._remove(old, "too many sessions for one identity")
+        mine = self._by_identity.setdefault(identity, {})
+        mine[session_id] = session
+        while len(mine) > MAX_SESSIONS_PER_IDENTITY:
+            self._remove(min(mine.values(), key=lambda s: s.last_activity),
+                         "too many sessions for one identity")
         log.info("authentication session created for %s in %s", identity, room)
         return session
 
@@ -71,23 +77,20 @@ class SessionStore:
         """The live session with this id (an expired one is dropped and not returned)."""
         if not session_id:
             return None
-        session = self._sessions.get(session_id)
-        if session is not None and self._expired(session):
-            self._remove(session, "expired")
-            return None
-        return session
+        return self._live(self._sessions.get(session_id))
 
     def for_jid(self, jid: JID | None) -> AuthSession | None:
         """The live session last authenticated by this full JID (upstream's findSessionForJabberId)."""
         if jid is None:
             return None
-        for session in list(self._sessions.values()):
-            if session.user_jid == jid:
-                if self._expired(session):
-                    self._remove(session, "expired")
-                    return None
-                return session
-        return None
+        return self._live(self._by_jid.get(jid))
+
+    def bind(self, session: AuthSession, jid: JID) -> None:
+        """`jid` authenticated with `session` (it replaces any JID bound before)."""
+        if session.user_jid is not None and self._by_jid.get(session.user_jid) is session:
+            del self._by_jid[session.user_jid]
+        session.user_jid = jid
+        self._by_jid[jid] = session
 
     def touch(self, session: AuthSession) -> None:
         session.last_activity = self.clock()
@@ -118,9 +121,23 @@ class SessionStore:
             await trio.sleep(EXPIRE_INTERVAL)
             self.expire()
 
+    def _live(self, session: AuthSession | None) -> AuthSession | None:
+        if session is not None and self._expired(session):
+            self._remove(session, "expired")
+            return None
+        return session
+
     def _expired(self, session: AuthSession) -> bool:
         return self.clock() - session.last_activity > self.lifetime
 
     def _remove(self, session: AuthSession, why: str) -> None:
-        if self._sessions.pop(session.session_id, None) is not None:
-            log.info("authentication %s removed: %s", session, why)
+        if self._sessions.pop(session.session_id, None) is None:
+            return
+        if session.user_jid is not None and self._by_jid.get(session.user_jid) is session:
+            del self._by_jid[session.user_jid]
+        mine = self._by_identity.get(session.identity)
+        if mine is not None:
+            mine.pop(session.session_id, None)
+            if not mine:
+                del self._by_identity[session.identity]
+        log.info("authentication %s removed: %s", session, why)
