@@ -352,6 +352,18 @@ class Focus:
             with contain_stanza(None, "authenticated member", room=conference.room_jid):
                 conference.member_authenticated(jid)
 
+    def conference_iq_debug(self) -> dict[str, object]:
+        """Upstream's /debug `conference_iq_handler` block."""
+        return {
+            "breakout_address": self.breakout_domain or "null",
+            "focus_auth_jid": self.focus_jid,
+            "jigasi_enabled": False,
+            "auth_authority": ("null" if self.auth is None else
+                               "ExternalJWTAuthority" if self.auth.external
+                               else "XMPPDomainAuthAuthority"),
+            "auth_sessions": len(self.auth.sessions) if self.auth is not None else 0,
+        }
+
     def _check_room_domain(self, room: JID) -> None:
         """Only rooms on a configured MUC domain (or the breakout MUC): the focus joins no room
         elsewhere."""

@@ -279,6 +279,10 @@ async def test_http_conference_request_makes_the_same_decisions(secure: ProsodyI
         status, body = await http(port, {"room": room})
         assert status == 200 and "sessionId" not in json.loads(body)
         await wait_until(lambda: JID.parse(room) in app.focus.conferences, 5, "the conference")
+        status, body = await http_request("127.0.0.1", port, "GET", "/debug")
+        handler = json.loads(body)["conference_iq_handler"]
+        assert handler["auth_authority"] == "XMPPDomainAuthAuthority"
+        assert handler["jigasi_enabled"] is False and handler["auth_sessions"] == 1
 
 
 

@@ -89,6 +89,7 @@ async def test_no_auto_owner_in_breakout_rooms(breakout_prosody: ProsodyInstance
         await breakout.join(timeout=5)
         conference = app.focus.conferences[JID.parse(BR1)]
         assert conference.breakout and conference.main_room == JID.parse(MAIN)
+        assert app.focus.conference_iq_debug()["breakout_address"] == BREAKOUT
         main_conference = app.focus.conferences[JID.parse(MAIN)]
 
         # The member's affiliation as Prosody reports it to the focus, in each room.

@@ -218,6 +218,7 @@ class RestApi:
             "focus_manager": conferences,
             "bridge_selector": self._bridge_selector_json(),
             "stats": stats_json(self.app, self.health, self.bridge_events),
+            "conference_iq_handler": self.app.focus.conference_iq_debug(),
         }
         if self.health is not None:
             body["health"] = self.health.last_result.to_json()
