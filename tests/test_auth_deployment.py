@@ -47,3 +47,19 @@ async def test_docker_style_conf_loads_and_enforces(
         "externalAuth": "true" if kind is AuthenticationType.JWT else "false",
         "visitors-supported": "false",
     }
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("jicofo.authentication { enabled = true, type = XMPP }", "jicofo.authentication.login-url"),
+    ("jicofo.visitors.enabled = true", "jicofo.visitors.enabled"),
+])
+def test_cli_refuses_with_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None,
+        text: str, key: str) -> None:
+    from jicofo.cli import main
+
+    path = tmp_path / "jicofo.conf"
+    path.write_text('jicofo.xmpp.client.domain = "auth.meet.jitsi"\n' + text + "\n")
+    assert main(["--config", str(path), "--log-level", "ERROR"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0] and err[0].startswith("jicofo: configuration error")

@@ -35,7 +35,9 @@ class AuthSession:
     room: JID  # the conference it was created for
     last_activity: float
     user_jid: JID | None = None  # the full JID last authenticated with this session
-    # Claims read from a JWT on a connection the token domain authenticated (JWT type only).
+    # JWT type only: `user_id` / `group` from the token in the request of a sender the token
+    # domain authenticated. Unverified (Prosody checked the login, not this copy): for
+    # information, nothing is decided from them.
     claims: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
