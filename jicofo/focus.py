@@ -269,18 +269,19 @@ class Focus:
         return f"{cfg.username}@{cfg.domain}"
 
     async def conference_request(
-        self, request: ConferenceRequest, sender: JID | None = None
+        self, request: ConferenceRequest, sender: JID | None = None, *, authenticate: bool = True
     ) -> ConferenceAnswer:
         """Create the conference if needed; `ready` once its room is joined. Raises
         ConferenceRequestError. `sender` is the requester (decoded from a client proxy's address;
-        None over HTTP): what decisions about the requester look at."""
+        None over HTTP): what decisions about the requester look at. `authenticate=False` only for
+        the focus's own requests (the health check)."""
         stats = self.services.stats
         stats.conference_requests += 1
         session = None
         try:
             room = parse_room(request.room)
             self._check_room_domain(room)
-            session = self._authenticate(room, request, sender)
+            session = self._authenticate(room, request, sender) if authenticate else None
             if not self.services.client.connected:
                 # Not in any room right now; if the session does not resume, the conferences we
                 # have are stopped. Not ready: the client asks again in a second.

@@ -325,3 +325,11 @@ async def test_through_the_client_proxy_the_real_sender_is_authenticated() -> No
             assert error.condition == "not-authorized"
             answer = await ask(alice, room, machine_uid="a")
             assert answer.ready and answer.identity == f"alice@{prosody.domain}"
+
+
+async def test_the_health_check_is_not_refused_by_authentication(secure: ProsodyInstance) -> None:
+    config = auth_config(secure, **{"jicofo.health.enabled": True,
+                                    "jicofo.health.interval": "300 ms"})
+    async with simulated_bridges(secure, 1), running_focus(config) as app:
+        assert app.health is not None
+        await wait_until(lambda: app.health is not None and app.health.healthy, 15, "healthy")
