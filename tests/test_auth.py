@@ -15,9 +15,9 @@ import trio.testing
 from jicofo.auth import AuthRefused, build_authority
 from jicofo.auth.authority import JWT_SESSION_LIFETIME, AuthAuthority, AuthRequest
 from jicofo.auth.sessions import EXPIRE_INTERVAL
-from jicofo.auth.token import TokenError, token_claims
 from jicofo.config.load import load_config
 from jicofo.config.model import AuthenticationType, ConfigError
+from jicofo.xmlns.jwt_claims import TokenError, token_claims
 from jicofo.xmpp.jid import JID
 
 AUTH = "meet.example.com"

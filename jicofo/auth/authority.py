@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import trio
 
 from jicofo.config.model import AuthenticationConfig, AuthenticationType, ConfigError
+from jicofo.xmlns.jwt_claims import TokenError, token_claims
 from jicofo.xmpp.jid import JID, InvalidJID
 
 from .sessions import AuthSession, SessionStore
-from .token import TokenError, token_claims
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ With `secure_domain=True` the layout is Jitsi's "secure domain": users of meet.t
 passwords (accounts from `extra_users`), guests log in anonymously on guest.meet.test. The same
 layout stands in for a JWT deployment, whose token host stock Prosody cannot run: there the
 users of meet.test log in with passwords instead of tokens, and carry their claims in the token
-attribute of the conference request (what the focus reads, see jicofo/auth/token.py).
+attribute of the conference request (what the focus reads, see jicofo/xmlns/jwt_claims.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Validating the token is Prosody's job (Jitsi's token_verification / mod_auth_token on the host
 the token users log in to). The focus has no secret and checks no signature: it only decodes the
 payload, bounded, to read `context.user.id` and `context.group`, and the authority uses them only
-for a sender whose connection that host authenticated (see authority.py).
+for a sender whose connection that host authenticated (jicofo/auth/authority.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from jicofo.xmlns.bounded_json import JsonContentError, decode_json
+from .bounded_json import JsonContentError, decode_json
 
 # Jitsi tokens are well under 4 KB; Prosody's own limit on a whole stanza is larger, so bound here.
 MAX_TOKEN_CHARS = 8192
