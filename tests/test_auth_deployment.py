@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,21 @@ def test_cli_refuses_with_one_line_and_exit_2(
     assert main(["--config", str(path), "--log-level", "ERROR"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and key in err[0] and err[0].startswith("jicofo: configuration error")
+
+
+async def test_focus_session_lifetime_with_a_mock_clock(mock_clock: Any) -> None:
+    """The registry's decisions over a session's life, on trio's MockClock: the docker XMPP file
+    (24 h lifetime, auto-login on)."""
+    focus = build_app(load_config(DATA / "docker-jicofo-xmpp.conf", env={})).focus
+    host = JID.parse("alice@meet.jitsi/web")
+    guest = JID.parse("guest1@guest.meet.jitsi/web")
+    answer = await focus.conference_request(ConferenceRequest(room=ROOM, machine_uid="m1"), host)
+    later = ConferenceRequest(room="other@muc.meet.jitsi", machine_uid="m1",
+                              session_id=answer.session_id)
+    mock_clock.jump(23 * 3600)
+    assert (await focus.conference_request(later, guest)).identity == "alice@meet.jitsi"
+    # Used just now: another 24 h from here, then it is gone.
+    mock_clock.jump(24 * 3600 + 1)
+    with pytest.raises(ConferenceRequestError) as expired:
+        await focus.conference_request(later, guest)
+    assert expired.value.condition == "not-acceptable" and expired.value.session_invalid
