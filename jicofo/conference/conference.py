@@ -139,12 +139,12 @@ class Conference:
         # The number of participants invited when each member was first invited (itself
         # included): what start muted counts, as upstream.
         self._invite_positions: dict[str, int] = {}
-        # Breakout rooms (focus-behaviour.md §1.8 row 76): set by the registry for a room on the
-        # breakout MUC; `main_room` from the room's info form. `has_breakout_rooms` (also set by
-        # the registry) keeps a main conference alive while any of its breakout rooms runs.
         # conference.shared-document.use-random-name: a name nobody can guess from the room's.
         self.shared_document_name = uuid.uuid4().hex \
             if services.config.conference.shared_document_use_random_name else room_jid.local or ""
+        # Breakout rooms (focus-behaviour.md §1.8 row 76): set by the registry for a room on the
+        # breakout MUC; `main_room` from the room's info form. `has_breakout_rooms` (also set by
+        # the registry) keeps a main conference alive while any of its breakout rooms runs.
         self.breakout = False
         self.main_room: JID | None = None
         self.has_breakout_rooms: Callable[[], bool] = lambda: False
