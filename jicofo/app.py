@@ -11,6 +11,7 @@ from xml.etree.ElementTree import Element
 import trio
 
 from jicofo import __version__
+from jicofo.auth import build_authority
 from jicofo.bridge.brewery import Brewery
 from jicofo.bridge.load_redistribution import LoadRedistributor
 from jicofo.bridge.load_redistribution import run as run_load_redistribution
@@ -25,6 +26,7 @@ from jicofo.health import HealthChecker
 from jicofo.logs import log_context
 from jicofo.rest.api import serve_rest
 from jicofo.stats import FocusStats
+from jicofo.xmlns.auth_iq import LOGIN_URL, LOGOUT
 from jicofo.xmlns.conference_iq import CONFERENCE
 from jicofo.xmlns.jingle import JINGLE
 from jicofo.xmlns.mute import MUTE_TAGS
@@ -136,6 +138,7 @@ def build_app(config: JicofoConfig) -> FocusApp:
         selector=BridgeSelector(config.bridge, config.octo, local_region=config.local_region),
         offer_config=OfferConfig.from_codec_config(config.codec),
         version=__version__,
+        auth=build_authority(config.authentication),
     )
     focus = Focus(services)
     if brewery is not None:
@@ -144,6 +147,9 @@ def build_app(config: JicofoConfig) -> FocusApp:
         if conn is not None:
             conn.add_iq_handler(CONFERENCE, _in_room_context(focus.handle_conference_iq),
                                 types=("set",))
+            if services.auth is not None:  # as upstream: only with an authority
+                conn.add_iq_handler(LOGIN_URL, focus.handle_login_url, types=("get",))
+                conn.add_iq_handler(LOGOUT, focus.handle_logout, types=("set",))
     client.add_iq_router(JINGLE, focus.route_jingle, types=("set",))
     client.set_default_handlers(message=focus.route_component_message)
     for tag in MUTE_TAGS:

@@ -13,18 +13,34 @@ from xml.etree.ElementTree import Element
 
 import trio
 
+from jicofo.auth import AuthRefused, AuthSession
+from jicofo.auth.authority import AuthRequest
 from jicofo.conference.conference import Conference
 from jicofo.conference.mute import MuteResult
 from jicofo.conference.services import ConferenceServices
 from jicofo.config.model import ConfigError
 from jicofo.logs import log_context
+from jicofo.xmlns.auth_iq import (
+    LOGIN_URL,
+    LOGOUT,
+    LoginUrlRequest,
+    LogoutRequest,
+    login_url_answer,
+    logout_answer,
+)
+from jicofo.xmlns.breakout import COMPONENT_BREAKOUT_ROOMS
 from jicofo.xmlns.component_message import (
     AvModerationMessage,
     ComponentMessageError,
     json_message_of,
     parse_component_message,
 )
-from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
+from jicofo.xmlns.conference_iq import (
+    CONFERENCE,
+    ConferenceAnswer,
+    ConferenceRequest,
+    session_invalid,
+)
 from jicofo.xmlns.jingle import unknown_session
 from jicofo.xmlns.mute import MUTE_TAGS, MuteIQ, MuteParseError
 from jicofo.xmpp.client import XMPPClient
@@ -36,22 +52,27 @@ log = logging.getLogger(__name__)
 
 PROP_AUTHENTICATION = "authentication"
 PROP_EXTERNAL_AUTH = "externalAuth"
-PROP_SIP_GATEWAY = "sipGatewayEnabled"
 PROP_VISITORS_SUPPORTED = "visitors-supported"
 
 # Component types discovered on the main domain whose messages the focus reads (row 9).
 COMPONENT_AV_MODERATION = "av_moderation"
 COMPONENT_ROOM_METADATA = "room_metadata"
-COMPONENT_TYPES = (COMPONENT_AV_MODERATION, COMPONENT_ROOM_METADATA)
+COMPONENT_TYPES = (COMPONENT_AV_MODERATION, COMPONENT_ROOM_METADATA, COMPONENT_BREAKOUT_ROOMS)
 
 
 class ConferenceRequestError(Exception):
-    """A conference request refused; `condition` is the XMPP condition (HTTP maps it)."""
+    """A conference request refused; `condition` is the XMPP condition (HTTP maps it);
+    `session_invalid` adds `<session-invalid/>` (an unknown authentication session)."""
 
-    def __init__(self, condition: str, text: str) -> None:
+    def __init__(self, condition: str, text: str, *, session_invalid: bool = False) -> None:
         super().__init__(text)
         self.condition = condition
         self.text = text
+        self.session_invalid = session_invalid
+
+    def stanza_error(self) -> StanzaError:
+        return StanzaError(self.condition, self.text,
+                           app_element=session_invalid() if self.session_invalid else None)
 
 
 def _config_jid(key: str, value: str) -> JID:
@@ -144,6 +165,10 @@ class Focus:
                         "xmpp-domain): conference requests for rooms on any domain are accepted")
         self.conferences: dict[JID, Conference] = {}
         self._nursery: trio.Nursery | None = None
+        # jicofo.authentication (XMPP or JWT), None when off (jicofo/auth/).
+        self.auth = services.auth
+        if self.auth is not None:
+            self.auth.add_listener(self._on_authenticated)
         self.client_proxy = client_proxy_jid(services.config.xmpp.client.client_proxy)
         # Online by presence, so that a client-proxy component forwards requests to us.
         if isinstance(services.client, XMPPClient):
@@ -159,6 +184,8 @@ class Focus:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.auth is not None:
+                nursery.start_soon(self.auth.run)
             if self.services.client.connected:
                 nursery.start_soon(self.discover_components)
             task_status.started()
@@ -242,16 +269,19 @@ class Focus:
         return f"{cfg.username}@{cfg.domain}"
 
     async def conference_request(
-        self, request: ConferenceRequest, sender: JID | None = None
+        self, request: ConferenceRequest, sender: JID | None = None, *, authenticate: bool = True
     ) -> ConferenceAnswer:
         """Create the conference if needed; `ready` once its room is joined. Raises
         ConferenceRequestError. `sender` is the requester (decoded from a client proxy's address;
-        None over HTTP): what decisions about the requester look at."""
+        None over HTTP): what decisions about the requester look at. `authenticate=False` only for
+        the focus's own requests (the health check)."""
         stats = self.services.stats
         stats.conference_requests += 1
+        session = None
         try:
             room = parse_room(request.room)
             self._check_room_domain(room)
+            session = self._authenticate(room, request, sender) if authenticate else None
             if not self.services.client.connected:
                 # Not in any room right now; if the session does not resume, the conferences we
                 # have are stopped. Not ready: the client asks again in a second.
@@ -267,18 +297,79 @@ class Focus:
         except ConferenceRequestError:
             stats.conference_requests_errors += 1
             raise
+        # Advertised only as built: no sipGatewayEnabled until Jigasi is handled (config/unbuilt.py).
         properties = {PROP_AUTHENTICATION: "false"}
-        if self.services.config.authentication.enabled:
+        if self.auth is not None:
             properties[PROP_AUTHENTICATION] = "true"
-            properties[PROP_EXTERNAL_AUTH] = "true"
-        if self.services.config.jigasi.brewery_jid:
-            properties[PROP_SIP_GATEWAY] = "true"
+            properties[PROP_EXTERNAL_AUTH] = "true" if self.auth.external else "false"
         properties[PROP_VISITORS_SUPPORTED] = "false"
         return ConferenceAnswer(room=str(room), ready=ready, focus_jid=self.focus_jid,
+                                session_id=session.session_id if session else None,
+                                identity=session.identity if session else None,
                                 properties=properties)
 
+    def _authenticate(self, room: JID, request: ConferenceRequest,
+                      sender: JID | None) -> AuthSession | None:
+        """Upstream's processExtensions: session checks, then only an authenticated requester
+        may have a new room created. Rooms on the breakout MUC are not checked (the breakout
+        component decides who moves there), nor is a main room whose breakout rooms live on."""
+        if self.auth is None or self.is_breakout_room(room):
+            return None
+        try:
+            session = self.auth.process(
+                AuthRequest(room, request.machine_uid, request.session_id, request.token), sender)
+        except AuthRefused as exc:
+            log.info("conference request for %s from %s refused: %s", room,
+                     sender or "HTTP", exc.text)
+            raise ConferenceRequestError(exc.condition, exc.text,
+                                         session_invalid=exc.session_invalid) from None
+        live = self.conferences.get(room)
+        if (live is None or live.stop_reason is not None) and session is None \
+                and self.auth.identity_of(sender) is None and not self.has_breakout_rooms(room):
+            log.info("conference request for %s from %s refused: a guest may not create a room",
+                     room, sender or "HTTP")
+            raise ConferenceRequestError("not-authorized", "not authorized user domain")
+        return session
+
+    # ----- breakout rooms (focus-behaviour.md §1.8 row 76) -------------------------------------
+
+    @property
+    def breakout_domain(self) -> str | None:
+        """The breakout MUC's domain: the `breakout_rooms` component discovered on the main
+        domain, as upstream (there is no config key for it)."""
+        address = self.components.get(COMPONENT_BREAKOUT_ROOMS)
+        return address.domain if address is not None else None
+
+    def is_breakout_room(self, room: JID) -> bool:
+        return self.breakout_domain is not None and room.domain == self.breakout_domain
+
+    def has_breakout_rooms(self, main_room: JID) -> bool:
+        """Whether a running breakout conference names `main_room` as its main room."""
+        return any(c.main_room == main_room.bare and c.stop_reason is None
+                   for c in self.conferences.values())
+
+    def _on_authenticated(self, jid: JID, session: AuthSession) -> None:
+        for conference in list(self.conferences.values()):
+            with contain_stanza(None, "authenticated member", room=conference.room_jid):
+                conference.member_authenticated(jid)
+
+    def conference_iq_debug(self) -> dict[str, object]:
+        """Upstream's /debug `conference_iq_handler` block."""
+        return {
+            "breakout_address": self.breakout_domain or "null",
+            "focus_auth_jid": self.focus_jid,
+            "jigasi_enabled": False,
+            "auth_authority": ("null" if self.auth is None else
+                               "ExternalJWTAuthority" if self.auth.external
+                               else "XMPPDomainAuthAuthority"),
+            "auth_sessions": len(self.auth.sessions) if self.auth is not None else 0,
+        }
+
     def _check_room_domain(self, room: JID) -> None:
-        """Only rooms on a configured MUC domain: the focus joins no room elsewhere."""
+        """Only rooms on a configured MUC domain (or the breakout MUC): the focus joins no room
+        elsewhere."""
+        if self.is_breakout_room(room):
+            return
         if self.muc_domains is not None and not room_domain_allowed(room.domain, self.muc_domains):
             log.info("conference request for %s refused: not on %s", room,
                      ", ".join(sorted(self.muc_domains)))
@@ -290,6 +381,8 @@ class Focus:
         if len(self.conferences) >= self.max_conferences:
             raise ConferenceRequestError("resource-constraint", "too many conferences")
         conference = Conference(self.services, room, request.properties)
+        conference.breakout = self.is_breakout_room(room)
+        conference.has_breakout_rooms = lambda: self.has_breakout_rooms(room)
         self.conferences[room] = conference
         self.services.stats.conferences_created += 1
         self._nursery.start_soon(self._run_conference, conference)
@@ -312,6 +405,11 @@ class Focus:
             conference.stopped.set()
             if self.conferences.get(conference.room_jid) is conference:
                 del self.conferences[conference.room_jid]
+            if self.auth is not None:
+                self.auth.conference_ended(conference.room_jid)
+            main = self.conferences.get(conference.main_room) if conference.main_room else None
+            if main is not None:
+                main.breakout_ended()
             self.services.stats.conference_seconds += time.time() - conference.created_at
 
     async def _live_conference(self, room: JID) -> Conference | None:
@@ -365,9 +463,49 @@ class Focus:
         try:
             answer = await self.conference_request(request, sender)
         except ConferenceRequestError as exc:
-            raise StanzaError(exc.condition, exc.text) from None
+            raise exc.stanza_error() from None
         log.info("conference request for %s from %s: ready=%s", answer.room, sender, answer.ready)
         return answer.to_element()
+
+    # ----- login-url and logout (focus-behaviour.md §1.10 row 87, §7.2) --------------------------
+
+    async def handle_login_url(self, iq: Element) -> Element:
+        """`<login-url room machine-uid popup>` (get): where the user logs in."""
+        with contain_stanza(iq, "login-url request"):
+            payload = iq.find(LOGIN_URL)
+            assert payload is not None
+            request = LoginUrlRequest.from_element(payload)
+            sender = request_sender(iq.get("from"), self.client_proxy)
+            if self.auth is None:
+                raise StanzaError("service-unavailable", "authentication is not enabled")
+            if request.room is None:
+                raise StanzaError("not-acceptable", "missing mandatory attribute 'room'")
+            if request.machine_uid is None:
+                raise StanzaError("bad-request", "missing mandatory attribute 'machineUID'")
+            try:
+                room = parse_room(request.room)
+            except ConferenceRequestError:
+                raise StanzaError("bad-request", "invalid room name") from None
+            url = self.auth.login_url(room)
+            log.info("login URL for %s to %s: %s", room, sender, url or "none (client-side)")
+            return login_url_answer(url)
+
+    async def handle_logout(self, iq: Element) -> Element:
+        """`<logout session-id>` (set): the session is destroyed."""
+        with contain_stanza(iq, "logout request"):
+            payload = iq.find(LOGOUT)
+            assert payload is not None
+            request = LogoutRequest.from_element(payload)
+            if self.auth is None:
+                raise StanzaError("service-unavailable", "authentication is not enabled")
+            try:
+                logout_url = self.auth.logout(request.session_id)
+            except AuthRefused as exc:
+                raise StanzaError(exc.condition, exc.text, app_element=session_invalid()
+                                  if exc.session_invalid else None) from None
+            log.info("logout from %s: session destroyed",
+                     request_sender(iq.get("from"), self.client_proxy))
+            return logout_answer(logout_url)
 
     # ----- Jingle -------------------------------------------------------------------------------
 

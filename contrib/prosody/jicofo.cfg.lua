@@ -17,6 +17,8 @@ component_ports = { 5347 }
 component_interfaces = { "127.0.0.1" }
 
 -- Web clients: anonymous users on the main domain, over BOSH or WebSocket (behind nginx).
+-- For a secure domain, hosts log in here instead (authentication = "internal_hashed") and guests use
+-- an anonymous VirtualHost "guest.meet.example.com"; see the README's "Authentication".
 VirtualHost "meet.example.com"
     authentication = "jitsi-anonymous" -- stock Prosody: "anonymous"
     modules_enabled = {

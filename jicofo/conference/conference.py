@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -31,6 +31,7 @@ from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
 from jicofo.bridge.selector import RecentAdditions
 from jicofo.config.model import ReinviteMethod
 from jicofo.logs import log_context
+from jicofo.xmlns.breakout import is_switch_room, main_room_of
 from jicofo.xmlns.component_message import AvModerationMessage, RoomMetadata, RoomMetadataMessage
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
 from jicofo.xmlns.mute import MuteIQ
@@ -71,6 +72,7 @@ from .mute import (
 )
 from .offer import OfferOptions, audio_description, video_description
 from .participant import Invite, JingleRequest, Participant, Reinvite, Terminate
+from .roles import RoleStrategy, role_strategy
 from .services import ConferenceServices
 from .sources import ConferenceSourceMap, EndpointSourceSet, SourceLimits
 
@@ -137,6 +139,17 @@ class Conference:
         # The number of participants invited when each member was first invited (itself
         # included): what start muted counts, as upstream.
         self._invite_positions: dict[str, int] = {}
+        # conference.shared-document.use-random-name: a name nobody can guess from the room's.
+        self.shared_document_name = uuid.uuid4().hex \
+            if services.config.conference.shared_document_use_random_name else room_jid.local or ""
+        # Breakout rooms (focus-behaviour.md §1.8 row 76): set by the registry for a room on the
+        # breakout MUC; `main_room` from the room's info form. `has_breakout_rooms` (also set by
+        # the registry) keeps a main conference alive while any of its breakout rooms runs.
+        self.breakout = False
+        self.main_room: JID | None = None
+        self.has_breakout_rooms: Callable[[], bool] = lambda: False
+        # Who is made owner (roles.py): authenticated members, or auto-owner, or nobody.
+        self.roles: RoleStrategy | None = None
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -191,6 +204,7 @@ class Conference:
             # Make the room non-anonymous (this also unlocks a newly created room).
             await room.configure({"muc#roomconfig_whois": "anyone"})
             self.meeting_id = await self._read_meeting_id(room)
+        self.roles = role_strategy(self)
         log.info("conference %s: joined (meeting id %s, %s)", self.room_jid, self.meeting_id,
                  "created" if joined.created else "existing room")
         await self._publish_presence()
@@ -201,6 +215,7 @@ class Conference:
         except XMPPError as exc:
             log.info("conference %s: no room info (%s); using a local meeting id", self.room_jid, exc)
             info = {}
+        self.main_room = main_room_of(info) if self.breakout else None
         values = info.get(MEETING_ID_FIELD) or []
         return values[0] if values and values[0] else str(uuid.uuid4())
 
@@ -211,7 +226,7 @@ class Conference:
             properties[BRIDGE_COUNT] = str(len(self.colibri_sessions))
         extensions = [
             services.client.caps(),
-            etherpad(self.room_jid.local or ""),
+            etherpad(self.shared_document_name),
             Versions({"focus": services.version}).to_element(),
             ConferenceProperties(properties).to_element(),
         ]
@@ -266,6 +281,10 @@ class Conference:
         """(Re)start the initial timeout: the conference stops if nobody joins in time."""
         if self._nursery is None or self._ever_had_member:
             return
+        self._arm_start_timeout()
+
+    def _arm_start_timeout(self) -> None:
+        assert self._nursery is not None
         if self._start_timer is not None:
             self._start_timer.cancel()
         self._start_timer = trio.CancelScope()
@@ -273,9 +292,13 @@ class Conference:
 
     async def _start_timeout(self, scope: trio.CancelScope) -> None:
         with scope:
-            await trio.sleep(self.services.config.conference.initial_timeout)
-            if not self.participants:
-                self.stop("nobody joined within the initial timeout")
+            while True:
+                await trio.sleep(self.services.config.conference.initial_timeout)
+                if self.participants:
+                    return
+                if not self.has_breakout_rooms():
+                    self.stop("nobody joined within the initial timeout")
+                    return
 
     def _check_single_participant(self) -> None:
         invited = [p for p in self.participants.values() if p.invited]
@@ -330,8 +353,17 @@ class Conference:
 
     def _is_gateway(self, occupant: Occupant) -> bool:
         participant = self.participants.get(occupant.nick)
-        features = participant.presence.features if participant is not None else frozenset()
+        features = self._gateway_features(participant) if participant is not None else frozenset()
         return FEATURE_JIBRI in features or FEATURE_JIGASI in features
+
+    def _gateway_features(self, participant: Participant) -> frozenset[str]:
+        """The member's features, except that Jibri and Jigasi count only from a real JID in
+        `jicofo.xmpp.trusted-domains` (as upstream): a guest cannot claim to be a gateway."""
+        features = participant.presence.features
+        jid = participant.occupant.jid
+        if jid is not None and jid.domain in self.services.config.xmpp.trusted_domains:
+            return features
+        return features - {FEATURE_JIBRI, FEATURE_JIGASI}
 
     def _member_joined(self, occupant: Occupant) -> None:
         if occupant.nick in self.participants:
@@ -372,6 +404,13 @@ class Conference:
             participant.colibri.expire_endpoint(participant.endpoint_id)
             self.endpoint_released(participant, participant.colibri)
         if not self.participants:
+            if is_switch_room(occupant.presence) or self.has_breakout_rooms():
+                # Members moving to (or between) breakout rooms: wait for them, as upstream.
+                log.info("conference %s: the last member left for a breakout room; waiting",
+                         self.room_jid)
+                if self._nursery is not None:
+                    self._arm_start_timeout()
+                return
             self.stop("the last member left")
             return
         if occupant.affiliation == "owner":
@@ -381,20 +420,34 @@ class Conference:
     def has_member(self, endpoint_id: str) -> bool:
         return endpoint_id in self.participants
 
+    def member_authenticated(self, jid: JID) -> None:
+        """A real JID authenticated (a conference request with a session): with authentication
+        on, a member already here with that JID becomes owner."""
+        if any(p.occupant.jid == jid for p in self.participants.values()):
+            self._ensure_owner()
+
+    def breakout_ended(self) -> None:
+        """One of this main conference's breakout conferences ended: stop if nobody is left
+        here and no other breakout room remains (upstream's maybeStop)."""
+        if not self.participants and not self.has_breakout_rooms() and self._ever_had_member:
+            self.stop("the last breakout room ended and nobody is in the main room")
+
     def _ensure_owner(self) -> None:
-        """Auto-owner: make the earliest eligible member owner when nobody is."""
-        if not self.services.config.conference.enable_auto_owner or self.room is None:
-            return
-        if self.services.config.authentication.enabled:
-            return
-        candidates = [p for p in self.participants.values() if not self._is_gateway(p.occupant)]
-        if any(p.occupant.affiliation == "owner" for p in candidates):
-            return
-        for participant in sorted(candidates, key=lambda p: p.joined_at):
-            if participant.occupant.jid is not None:
+        """Whoever the role strategy (roles.py) says is made owner."""
+        if self.roles is not None and self.room is not None:
+            for participant in self.roles.owners_to_grant(list(self.participants.values())):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._grant_owner, participant)
-                return
+
+    def auto_owner_candidate(self) -> Participant | None:
+        """Auto-owner: the earliest eligible member when no eligible member is owner."""
+        candidates = [p for p in self.participants.values() if not self._is_gateway(p.occupant)]
+        if any(p.occupant.affiliation == "owner" for p in candidates):
+            return None
+        for participant in sorted(candidates, key=lambda p: p.joined_at):
+            if participant.occupant.jid is not None:
+                return participant
+        return None
 
     async def _grant_owner(self, participant: Participant) -> None:
         assert self.room is not None and participant.occupant.jid is not None
@@ -507,7 +560,7 @@ class Conference:
         if participant is None:
             return None
         occupant = participant.occupant
-        features = participant.presence.features
+        features = self._gateway_features(participant)
         return MuteMember(
             nick=participant.endpoint_id,
             moderator=occupant.role == "moderator" or occupant.affiliation in ("owner", "admin"),

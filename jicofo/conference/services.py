@@ -19,6 +19,7 @@ from .offer import OfferConfig
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from jicofo.auth import AuthAuthority
     from jicofo.bridge.brewery import Brewery
     from jicofo.bridge.model import Bridge
     from jicofo.bridge.selector import BridgeSelector
@@ -35,6 +36,7 @@ class ConferenceServices:
     stats: FocusStats = field(default_factory=FocusStats)
     version: str = "0.1.0"
     clock: Callable[[], float] | None = None
+    auth: AuthAuthority | None = None  # jicofo.authentication (None: off)
 
     @property
     def request_timeout(self) -> float:

@@ -21,6 +21,7 @@ from pyhocon.exceptions import ConfigException
 
 from .build import build_config
 from .model import ConfigError, JicofoConfig
+from .unbuilt import check_unbuilt
 
 CONFIG_FILE_VARIABLE = "JICOFO_CONFIG_FILE"
 _JAVA_CONFIG_FILE_PROPERTY = "-Dconfig.file="
@@ -37,7 +38,10 @@ def load_config(
     e.g. from command-line flags). `${?NAME}` substitutions read `env` (default: the process
     environment). Raises ConfigError with one line naming the key.
     """
-    return build_config(load_tree(path, overrides, env))
+    tree = load_tree(path, overrides, env)
+    # Keys for features not built: refused or warned about (unbuilt.py).
+    check_unbuilt(tree, _resolved_reference())
+    return build_config(tree)
 
 
 def load_tree(
@@ -80,6 +84,12 @@ def config_path_from_env(env: Mapping[str, str] | None = None) -> Path | None:
 def _reference_tree() -> ConfigTree:
     # Merging and resolving change the tree in place, so each load gets its own copy.
     return copy.deepcopy(_parsed_reference())
+
+
+@functools.cache
+def _resolved_reference() -> ConfigTree:
+    """reference.conf alone, resolved (what unbuilt.py compares against); never modified."""
+    return load_tree(None, env={})
 
 
 @functools.cache

@@ -165,6 +165,8 @@ class RestApi:
         except ConferenceRequestError as exc:
             if exc.condition in FORBIDDEN_CONDITIONS:
                 raise HttpError(403, "Forbidden") from None
+            if exc.condition == "not-acceptable":  # an authentication session refused
+                raise bad_request("invalid-session") from None
             if exc.condition in UNAVAILABLE_CONDITIONS:
                 raise HttpError(503, f"Service unavailable: {exc.text}") from None
             raise bad_request(exc.text) from None
@@ -216,6 +218,7 @@ class RestApi:
             "focus_manager": conferences,
             "bridge_selector": self._bridge_selector_json(),
             "stats": stats_json(self.app, self.health, self.bridge_events),
+            "conference_iq_handler": self.app.focus.conference_iq_debug(),
         }
         if self.health is not None:
             body["health"] = self.health.last_result.to_json()

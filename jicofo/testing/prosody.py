@@ -7,6 +7,12 @@ stops it, reaps it and removes the dir. `jicofo-prosody` runs one from the comma
 `focus.meet.test` is an XEP-0114 component by default; with `client_proxy=True` it is instead a
 client-proxy component (our contrib/prosody/mod_client_proxy.lua) relaying to the focus account,
 as in a stock Jitsi Meet install.
+
+With `secure_domain=True` the layout is Jitsi's "secure domain": users of meet.test log in with
+passwords (accounts from `extra_users`), guests log in anonymously on guest.meet.test. The same
+layout stands in for a JWT deployment, whose token host stock Prosody cannot run: there the
+users of meet.test log in with passwords instead of tokens, and carry their claims in the token
+attribute of the conference request (what the focus reads, see jicofo/xmlns/jwt_claims.py).
 """
 
 from __future__ import annotations
@@ -121,6 +127,8 @@ class ProsodyInstance:
     # focus.meet.test relays to the focus account (mod_client_proxy) instead of being XEP-0114.
     client_proxy: bool = False
     plugin_paths: tuple[Path, ...] = ()
+    # meet.test needs accounts (passwords); guests are anonymous on guest_domain.
+    secure_domain: bool = False
     focus_password: str = field(default_factory=_secret, repr=False)
     jvb_password: str = field(default_factory=_secret, repr=False)
     component_secret: str = field(default_factory=_secret, repr=False)
@@ -131,6 +139,7 @@ class ProsodyInstance:
     internal_muc_domain: str = field(default="internal.auth.meet.test", init=False)
     component_jid: str = field(default="focus.meet.test", init=False)
     brewery_jid: str = field(default="jvbbrewery@internal.auth.meet.test", init=False)
+    guest_domain: str = field(default="guest.meet.test", init=False)
     _process: trio.Process | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -205,7 +214,8 @@ class ProsodyInstance:
             (f"client proxy   {self.component_jid} -> {self.focus_jid}" if self.client_proxy else
              f"component      {self.ip}:{self.component_port} {self.component_jid}"
              f" secret {self.component_secret}"),
-            f"guests         anonymous on {self.domain}",
+            (f"hosts          accounts on {self.domain}; guests anonymous on {self.guest_domain}"
+             if self.secure_domain else f"guests         anonymous on {self.domain}"),
             f"focus          {self.focus_jid} password {self.focus_password}",
             f"jvb            {self.jvb_jid} password {self.jvb_password}",
             f"conference MUC {self.muc_domain}",
@@ -290,6 +300,13 @@ class ProsodyInstance:
                 "-- XEP-0114 external component for the focus.\n"
                 f'Component "{self.component_jid}"\n'
                 f'\tcomponent_secret = "{self.component_secret}"'
+            )
+        if self.secure_domain:
+            domain_settings = '\tauthentication = "internal_hashed"\n' + domain_settings
+            extra_components = (
+                "-- Secure domain: guests log in anonymously here; meet.test needs an account.\n"
+                f'VirtualHost "{self.guest_domain}"\n\tauthentication = "anonymous"\n'
+                "\tallow_anonymous_s2s = false\n\n" + extra_components
             )
         values["EXTRA_CONFIG"] = extra_config
         values["EXTRA_COMPONENTS"] = extra_components
@@ -492,6 +509,7 @@ async def start_prosody(
     client_proxy: bool = False,
     extra_components: str = "",
     domain_settings: str = "",
+    secure_domain: bool = False,
 ) -> AsyncIterator[ProsodyInstance]:
     """Run a fresh Prosody for the duration of the block.
 
@@ -501,7 +519,8 @@ async def start_prosody(
     focus.meet.test a client-proxy component relaying to focus@auth.meet.test (our module, found
     in contrib/prosody) instead of an XEP-0114 component. `extra_components` is Lua appended
     after every host (`Component "..." "module"` sections); `domain_settings` is Lua added to
-    the main (participants') host, e.g. its own `modules_enabled`.
+    the main (participants') host, e.g. its own `modules_enabled`. `secure_domain` makes the main
+    host password-only and adds the anonymous guest host (see the module docstring).
     On exit Prosody gets SIGTERM, then SIGKILL after `stop_grace` seconds.
     """
     if not prosody_available():
@@ -522,7 +541,8 @@ async def start_prosody(
         ca_file = _install_certificate(await _shared_certificate(), base)
         (base / "data").mkdir()
         instance = ProsodyInstance(base, ip, 0, 0, 0, ca_file, smacks_hibernation_time,
-                                   client_proxy=client_proxy, plugin_paths=tuple(paths))
+                                   client_proxy=client_proxy, plugin_paths=tuple(paths),
+                                   secure_domain=secure_domain)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             instance.c2s_port, instance.http_port, instance.component_port = _free_ports(ip, 3)
             instance._render(log_level=log_level, extra_config=extra_config,
@@ -595,6 +615,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="make focus.meet.test a client-proxy component relaying to the focus account "
         "(contrib/prosody/mod_client_proxy.lua) instead of an XEP-0114 component",
     )
+    parser.add_argument(
+        "--secure-domain", action="store_true",
+        help="secure-domain layout: meet.test needs an account (--user NAME@meet.test:PASSWORD), "
+        "guests log in anonymously on guest.meet.test",
+    )
     args = parser.parse_args(argv)
     users = []
     for spec in args.user:
@@ -620,6 +645,7 @@ async def _serve(args: argparse.Namespace, users: list[tuple[str, str, str]]) ->
             smacks_hibernation_time=args.smacks_hibernation_time,
             extra_users=users,
             client_proxy=args.client_proxy,
+            secure_domain=args.secure_domain,
         ) as prosody:
             print(f"prosody ready in {time.monotonic() - started:.2f} s")
             print("throw-away test server: the passwords below are random and die with it\n")

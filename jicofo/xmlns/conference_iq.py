@@ -121,9 +121,11 @@ class ConferenceRequest:
         if not isinstance(properties, dict):
             raise ValueError('"properties" must be an object')
         machine_uid = body.get("machineUid")
+        session_id = body.get("sessionId")
         return cls(
             room=room,
             machine_uid=machine_uid if isinstance(machine_uid, str) else None,
+            session_id=session_id if isinstance(session_id, str) and session_id else None,
             token=token,
             properties={str(k): str(v) for k, v in properties.items()},
         )
