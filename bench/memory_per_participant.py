@@ -58,9 +58,9 @@ async def main(args: argparse.Namespace) -> None:
                       f"per participant")
                 for stat in peak.compare_to(base, "lineno")[: args.top]:
                     frame = stat.traceback[0]
-                    name = frame.filename.split("/jicofo/")[-1] if "/jicofo/" in frame.filename else frame.filename
-                    print(f"{stat.size_diff / in_session:9.0f} B/participant  {stat.count_diff / in_session:6.1f} "
-                          f"blocks  {name}:{frame.lineno}")
+                    name = frame.filename.split("/jicofo/")[-1]
+                    print(f"{stat.size_diff / in_session:9.0f} B/participant  "
+                          f"{stat.count_diff / in_session:6.1f} blocks  {name}:{frame.lineno}")
                 with trio.fail_after(hold + 60):
                     await load.wait()
         finally:
