@@ -27,7 +27,7 @@ from jicofo.xmlns.jingle import (
     SsrcGroupElement,
 )
 from jicofo.xmpp.client import XMPPClient
-from jicofo.xmpp.errors import StanzaError
+from jicofo.xmpp.errors import NotConnected, StanzaError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import MucRoom
 from jicofo.xmpp.xml import element, parse_fragment
@@ -57,7 +57,13 @@ class Client:
         self.jingle.append((iq, parsed))
         self.arrived.set()
         self.arrived = trio.Event()
-        self.xmpp._handler_nursery.start_soon(self.xmpp.reply, iq)  # type: ignore[union-attr]
+        self.xmpp._handler_nursery.start_soon(self._reply, iq)  # type: ignore[union-attr]
+
+    async def _reply(self, iq: Element) -> None:
+        try:
+            await self.xmpp.reply(iq)
+        except NotConnected:
+            pass  # the member is leaving: what the focus sent last is not answered
 
     async def wait_for(self, action: Action, count: int = 1, timeout: float = 10) -> JingleIQ:
         with trio.fail_after(timeout):
