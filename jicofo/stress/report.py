@@ -251,7 +251,8 @@ def render_text(report: Mapping[str, Any]) -> str:
     if traffic and traffic.get("per_join"):
         per_join = traffic["per_join"]
         lines.append(f"focus XMPP traffic per completed join: sent {per_join['stanzas_sent']:.1f} stanzas "
-                     f"({per_join['bytes_sent'] / 1024:.1f} KB), received {per_join['stanzas_received']:.1f} "
+                     f"({per_join['bytes_sent'] / 1024:.1f} KB) in {per_join.get('writes', 0):.1f} writes, "
+                     f"received {per_join['stanzas_received']:.1f} "
                      f"({per_join['bytes_received'] / 1024:.1f} KB)")
     focus, prosody = report["processes"].get("focus"), report["processes"].get("prosody")
     if focus and prosody and focus.get("available") and prosody.get("available") and prosody["cpu_seconds"]:

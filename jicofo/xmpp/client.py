@@ -579,9 +579,10 @@ class XMPPClient(BaseXMPPConnection):
             return
         request_ack = sm is not None and is_counted(stanza) and sm.record_sent(stanza)
         try:
-            await channel.send_encoded(data)
-            if request_ack:
-                await channel.send(element(f"{{{NS_SM}}}r"))
+            if request_ack:  # the ack request rides in the same write as the stanza
+                await channel.send_encoded(data + channel.encode(element(f"{{{NS_SM}}}r")), elements=2)
+            else:
+                await channel.send_encoded(data)
         except TransportError as exc:
             if sm is not None and sm.resumable:
                 return  # queued; resent after resumption

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 class TrafficCounts:
     stanzas_sent: int = 0
     bytes_sent: int = 0
+    writes: int = 0  # transport writes (system calls on TCP): stanzas sent together share one
     stanzas_received: int = 0
     bytes_received: int = 0
 
