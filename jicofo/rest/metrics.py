@@ -200,6 +200,8 @@ class FocusCollector:
         yield counter("xmpp_stanzas_received", "Top-level XMPP elements received, on every connection.",
                       TRAFFIC.stanzas_received)
         yield counter("xmpp_bytes_sent", "Bytes sent on every XMPP connection.", TRAFFIC.bytes_sent)
+        yield counter("xmpp_writes", "Transport writes on every XMPP connection (stanzas sent together "
+                      "share one).", TRAFFIC.writes)
         yield counter("xmpp_bytes_received", "Bytes received on every XMPP connection.",
                       TRAFFIC.bytes_received)
         yield counter("participants", "Participants that joined a conference.", stats.participants)
