@@ -290,6 +290,7 @@ class Focus:
         if len(self.conferences) >= self.max_conferences:
             raise ConferenceRequestError("resource-constraint", "too many conferences")
         conference = Conference(self.services, room, request.properties)
+        conference.room_metadata_component = COMPONENT_ROOM_METADATA in self.components
         self.conferences[room] = conference
         self.services.stats.conferences_created += 1
         self._nursery.start_soon(self._run_conference, conference)

@@ -23,7 +23,9 @@
 --     transcription, ...), or a value of the wrong type for a field the focus reads (startMuted,
 --     lobbyEnabled, visitors, recording: bad-request), so that no moderator can make the
 --     focus refuse the room's metadata.
---   * After each change, and to each newcomer when the room has metadata, sends
+--   * After each change (a client's, or another module's that fires "room-metadata-changed"
+--     { room = room } on the MUC host after setting room.jitsiMetadata, as Jitsi's modules do),
+--     and to each newcomer when the room has metadata, sends
 --       <json-message xmlns="http://jitsi.org/jitmeet" room=ROOM>
 --         {"type":"room_metadata","metadata":{...}}</json-message>
 --     to every occupant; the focus, an occupant, reads startMuted and the rest from it.
@@ -63,11 +65,12 @@ local typed = {
 	lobbyEnabled = function(v) return type(v) == "boolean"; end,
 };
 
--- room object -> its metadata table (weak keys: it goes with the room).
-local metadata = setmetatable({}, { __mode = "k" });
+-- A room's metadata is kept where Jitsi's modules keep it, `room.jitsiMetadata`, so that other
+-- modules (a conference presets service, ...) can set fields and then fire
+-- "room-metadata-changed" { room = room } on the MUC host to have it sent to everyone.
 
 local function document(room)
-	return { type = "room_metadata", metadata = metadata[room] or {} };
+	return { type = "room_metadata", metadata = room.jitsiMetadata or {} };
 end
 
 local function send_to(room, to)
@@ -110,7 +113,7 @@ local function handle(stanza, request)
 	if typed[key] ~= nil and not typed[key](data) then
 		return lib.refuse(module, stanza, "bad-request", "wrong type for " .. key);
 	end
-	local current = metadata[room] or {};
+	local current = room.jitsiMetadata or {};
 	if lib.equal(current[key], data) then
 		return true;
 	end
@@ -121,7 +124,7 @@ local function handle(stanza, request)
 		current[key] = previous;
 		return lib.refuse(module, stanza, "resource-constraint", "the room's metadata would be too large");
 	end
-	metadata[room] = current;
+	room.jitsiMetadata = current;
 	module:log("info", "metadata %q of %s set by %s", key, room.jid, occupant.nick);
 	broadcast(room);
 	return true;
@@ -141,7 +144,7 @@ end);
 
 local function occupant_joined(event)
 	local room = event.room;
-	if metadata[room] ~= nil and next(metadata[room]) ~= nil and not lib.is_health_check(room) then
+	if room.jitsiMetadata ~= nil and next(room.jitsiMetadata) ~= nil and not lib.is_health_check(room) then
 		send_to(room, event.occupant.jid);
 	end
 end
@@ -150,7 +153,9 @@ local function attach(host)
 	if host ~= muc_host then return; end
 	local muc_module = module:context(muc_host);
 	muc_module:hook("muc-occupant-joined", occupant_joined, -2);
-	muc_module:hook("muc-room-destroyed", function(event) metadata[event.room] = nil; end);
+	muc_module:hook("room-metadata-changed", function(event)
+		if event.room ~= nil and not lib.is_health_check(event.room) then broadcast(event.room); end
+	end);
 	module:log("info", "keeping room metadata for %s", muc_host);
 end
 
