@@ -26,6 +26,7 @@ from .conftest import _LOG_TAIL
 from .test_av_moderation import audio_forced, unmute_refusal, wait_forced
 from .test_focus_e2e import no_errors, participants, room_of, wait_bridges
 from .test_mute import moderator_ready
+from .test_rest import rest_stack
 from .xmpp_helpers import settings_for
 
 
@@ -219,3 +220,11 @@ async def test_room_metadata_through_our_module(prosody: ProsodyInstance) -> Non
                     "collabServerUrl": "https://wb.test"}
                 no_errors(people + [bo])
         del sims
+
+
+async def test_debug_shows_the_discovered_components(prosody: ProsodyInstance) -> None:
+    async with rest_stack(prosody) as stack:
+        await wait_until(lambda: len(stack.app.focus.components) == 2, 10, "component discovery")
+        debug = await stack.json("/debug")
+        assert debug["av_moderation"] == {"address": prosody.av_moderation_jid}
+        assert debug["room_metadata"] == {"address": prosody.room_metadata_jid}

@@ -216,6 +216,10 @@ class RestApi:
             "focus_manager": conferences,
             "bridge_selector": self._bridge_selector_json(),
             "stats": stats_json(self.app, self.health, self.bridge_events),
+            # The discovered components, as upstream's handlers show them ("null": none);
+            # room_metadata is our addition.
+            **{kind: {"address": str(self.app.focus.components.get(kind, "null"))}
+               for kind in ("av_moderation", "room_metadata")},
         }
         if self.health is not None:
             body["health"] = self.health.last_result.to_json()
