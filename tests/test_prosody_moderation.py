@@ -27,7 +27,7 @@ from .test_av_moderation import audio_forced, unmute_refusal, wait_forced
 from .test_focus_e2e import no_errors, participants, room_of, wait_bridges
 from .test_mute import moderator_ready
 from .test_rest import rest_stack
-from .xmpp_helpers import settings_for
+from .xmpp_helpers import connected, settings_for
 
 
 @pytest.fixture
@@ -103,6 +103,20 @@ async def test_av_moderation_through_our_module(prosody: ProsodyInstance) -> Non
             assert not conference.av_state.enabled("audio")
             assert not await audio_forced(sims, ana.endpoint_id)
             assert mod_c.of("av_moderation") == []
+            # Malformed requests from the moderator, and one from someone in no room.
+            for attrs, condition in [({"enable": "true", "mediaType": "screen"}, "bad-request"),
+                                     ({"enable": "yes", "mediaType": "audio"}, "bad-request"),
+                                     ({"mediaType": "audio"}, "bad-request"),
+                                     ({"enable": "true"}, "bad-request")]:
+                mark = len(mod_c.messages)
+                await mod_c.av_command(attrs)
+                assert (await mod_c.wait_for(refused, 10, since=mark)).error == condition, attrs
+            async with connected(settings_for(prosody)) as stranger:
+                outsider = ComponentClient(stranger, prosody.domain)
+                await outsider.discover(10)
+                await outsider.av_enable("audio", True)
+                assert (await outsider.wait_for(refused, 10)).error == "item-not-found"
+            assert not conference.av_state.enabled("audio")
 
             # The moderator enables audio moderation: everyone hears it from the module, the
             # focus force-mutes the member on the bridge and tells it, with the moderator as
@@ -148,8 +162,9 @@ async def test_av_moderation_through_our_module(prosody: ProsodyInstance) -> Non
                 await wait_forced(sims, ana.endpoint_id, True)
 
                 # Approving someone who is not in the room is refused.
+                mark = len(mod_c.messages)
                 await mod_c.av_approve("audio", f"{room}/nobody00")
-                assert (await mod_c.wait_for(refused, 10)).error == "item-not-found"
+                assert (await mod_c.wait_for(refused, 10, since=mark)).error == "item-not-found"
 
                 # Disabled: lifted for everyone.
                 await mod_c.av_enable("audio", False)
@@ -204,9 +219,12 @@ async def test_room_metadata_through_our_module(prosody: ProsodyInstance) -> Non
             await wait_until(lambda: conference.room_metadata is not None, 10, "metadata")
             assert conference.room_metadata is not None
             assert conference.room_metadata.start_muted_video
-            # Free-form keys the focus does not read pass through to everyone.
+            # Free-form keys the focus does not read pass through to everyone; the focus still
+            # reads the message (a new metadata object).
+            before = conference.room_metadata
             await mod_c.set_metadata(room, "whiteboard", {"collabServerUrl": "https://wb.test"})
             await ana_c.wait_for(lambda m: "whiteboard" in m.document.get("metadata", {}), 10)
+            await wait_until(lambda: conference.room_metadata is not before, 10, "the focus reading it")
 
             async with joiner(prosody, room, 2) as (bo, bo_c):
                 session = await bo.wait_for_session(15)

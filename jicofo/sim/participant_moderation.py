@@ -80,15 +80,16 @@ class ComponentClient:
     # ----- commands (lib-jitsi-meet AVModeration.enable / approve / reject) -------------------
 
     async def av_enable(self, media: str, enabled: bool) -> None:
-        await self._av({"enable": "true" if enabled else "false", "mediaType": media})
+        await self.av_command({"enable": "true" if enabled else "false", "mediaType": media})
 
     async def av_approve(self, media: str, occupant: str) -> None:
-        await self._av({"jidToWhitelist": occupant, "mediaType": media})
+        await self.av_command({"jidToWhitelist": occupant, "mediaType": media})
 
     async def av_reject(self, media: str, occupant: str) -> None:
-        await self._av({"jidToBlacklist": occupant, "mediaType": media})
+        await self.av_command({"jidToBlacklist": occupant, "mediaType": media})
 
-    async def _av(self, attrs: dict[str, str]) -> None:
+    async def av_command(self, attrs: dict[str, str]) -> None:
+        """An `<av_moderation>` with these attributes (any: tests send malformed ones too)."""
         # The element is in the stanza's own namespace (jabber:client), as Strophe builds it.
         payload = element(qn(self.client.content_ns, "av_moderation"), attrs)
         await self._send(AV_MODERATION, payload)
