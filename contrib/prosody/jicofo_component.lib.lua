@@ -47,24 +47,51 @@ function lib.room(muc_host, room_jid)
 	return muc.get_room_from_jid(bare);
 end
 
--- The one room of `muc_host` in which `real_jid` is an occupant, and that occupant. lib-jitsi-meet
--- does not name the room in A/V-moderation requests (Jitsi's module takes it from the BOSH or
--- WebSocket URL, which stock Prosody does not keep), so the live rooms are searched: a linear
--- scan, acceptable for requests a human moderator makes. A sender in several rooms of the same
--- MUC is ambiguous: nil, "several".
-function lib.room_of_occupant(muc_host, real_jid)
-	local muc = lib.muc(muc_host);
-	if muc == nil then return nil, nil, "no-muc"; end
-	local found_room, found_occupant;
-	for room in muc.live_rooms() do
-		local occupant = room:get_occupant_by_real_jid(real_jid);
-		if occupant ~= nil then
-			if found_room ~= nil then return nil, nil, "several"; end
-			found_room, found_occupant = room, occupant;
+-- Which room a client session is in. lib-jitsi-meet does not name the room in A/V-moderation
+-- requests (Jitsi's module takes it from the BOSH or WebSocket URL, which stock Prosody does not
+-- keep), so the rooms sessions join are indexed: real full JID -> the room it joined last. Each
+-- answer is checked against the room's own occupant list, so a stale entry is never believed;
+-- stale entries are dropped when looked up and by a sweep every `sweep` seconds, and the index
+-- holds rooms weakly (a destroyed room takes its entries with it). A lookup costs O(1) whatever
+-- a sender sends, so requests from senders in no room cost nothing to refuse.
+function lib.occupant_index(module, muc_host, sweep)
+	local rooms = setmetatable({}, { __mode = "v" });
+	local index = {};
+
+	function index.attach(muc_module)
+		muc_module:hook("muc-occupant-session-new", function(event)
+			if event.jid ~= nil then rooms[event.jid] = event.room; end
+		end);
+		-- Sessions already in rooms (a module loaded or reloaded while rooms run).
+		local muc = lib.muc(muc_host);
+		if muc ~= nil then
+			for room in muc.live_rooms() do
+				for _, occupant in room:each_occupant() do
+					for real_jid in occupant:each_session() do rooms[real_jid] = room; end
+				end
+			end
 		end
+		module:add_timer(sweep or 60, function()
+			for real_jid, room in pairs(rooms) do
+				if room:get_occupant_by_real_jid(real_jid) == nil then rooms[real_jid] = nil; end
+			end
+			return sweep or 60;
+		end);
 	end
-	if found_room == nil then return nil, nil, "none"; end
-	return found_room, found_occupant;
+
+	-- The room `real_jid` is an occupant of, and that occupant; or nil.
+	function index.lookup(real_jid)
+		local room = real_jid and rooms[real_jid];
+		if room == nil then return nil; end
+		local occupant = room:get_occupant_by_real_jid(real_jid);
+		if occupant == nil then
+			rooms[real_jid] = nil;
+			return nil;
+		end
+		return room, occupant;
+	end
+
+	return index;
 end
 
 -- An occupant's current role (event.occupant.role can lag behind within a join event).

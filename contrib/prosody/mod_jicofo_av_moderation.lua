@@ -16,7 +16,8 @@
 --       enable="true|false" mediaType="audio|video|desktop"   switch moderation of one media type
 --       jidToWhitelist=OCCUPANT mediaType=...                 allow that occupant to unmute
 --       jidToBlacklist=OCCUPANT mediaType=...                 take that permission back
---     The sender must be an occupant of a room of the conference MUC with the moderator role.
+--     The sender must be an occupant with the moderator role of a room of the conference MUC
+--     (the room its session joined last: the requests name none).
 --     Anything else is refused with a message error (not-allowed, bad-request, item-not-found),
 --     which carries no part of the request.
 --   * Sends every state change as a <json-message xmlns="http://jitsi.org/jitmeet">:
@@ -44,6 +45,8 @@ local MEDIA_TYPES = { "audio", "video", "desktop" };
 local MEDIA = { audio = true, video = true, desktop = true };
 
 local main_host, muc_host = lib.options(module);
+-- Which room each client session is in (the requests do not say).
+local occupants = lib.occupant_index(module, muc_host);
 
 -- room object -> { [media] = { actor = OCCUPANT, whitelist = array of OCCUPANT } } for the media
 -- types under moderation. Weak keys: a room that Prosody forgets takes its state with it.
@@ -89,12 +92,10 @@ end
 -- A command from a client. Returns true once handled (answered or refused).
 local function handle(stanza, command)
 	local from = stanza.attr.from;
-	local room, occupant, why = lib.room_of_occupant(muc_host, from);
+	local room, occupant = occupants.lookup(from);
 	if room == nil then
-		module:log("info", "refused a request from %s: %s", from,
-			why == "several" and "in several rooms" or "not in a conference room");
-		return lib.refuse(module, stanza, "item-not-found",
-			why == "several" and "in several conference rooms" or "not in a conference room");
+		module:log("info", "refused a request from %s: not in a conference room", tostring(from));
+		return lib.refuse(module, stanza, "item-not-found", "not in a conference room");
 	end
 	if lib.is_health_check(room) then
 		return lib.refuse(module, stanza, "not-allowed", "not in this room");
@@ -226,6 +227,7 @@ local function attach(host)
 	muc_module:hook("muc-occupant-joined", occupant_joined, -2);
 	muc_module:hook("muc-set-affiliation", affiliation_changed, -1);
 	muc_module:hook("muc-room-destroyed", room_destroyed);
+	occupants.attach(muc_module);
 	module:log("info", "moderating rooms of %s", muc_host);
 end
 
