@@ -192,6 +192,7 @@ async def test_room_metadata_through_our_module(prosody: ProsodyInstance) -> Non
                 (ana_c, '{"key":"startMuted","data":{"audio":true}}', "not-allowed"),
                 (mod_c, '{"key":"moderators","data":["me"]}', "not-allowed"),
                 (mod_c, '{"key":"startMuted","data":{"audio":"yes"}}', "bad-request"),
+                (mod_c, '{"key":"startMuted","data":[true]}', "bad-request"),
                 (mod_c, '{"key":"lobbyEnabled","data":"on"}', "bad-request"),
                 (mod_c, "not json at all", "bad-request"),
                 (mod_c, '{"key":"deep","data":' + "[" * 40 + "]" * 40 + "}", "bad-request"),

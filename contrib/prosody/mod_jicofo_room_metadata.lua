@@ -31,6 +31,7 @@
 --     to every occupant; the focus, an occupant, reads startMuted and the rest from it.
 
 local json = require "util.json";
+local array = require "util.array";
 
 local lib = module:require "jicofo_component";
 
@@ -49,11 +50,16 @@ local blocked = module:get_option_set("room_metadata_blocked_keys", {
 	"transcription", "visitorsEnabled",
 });
 
--- Fields the focus parses strictly: their value must have the type it expects.
+-- Fields the focus parses strictly: their value must have the type it expects. util.json gives
+-- decoded arrays util.array's metatable: an array is not an object.
+local array_mt = getmetatable(array());
+
 local function booleans_of(value, keys)
-	if type(value) ~= "table" then return false; end
+	if type(value) ~= "table" or getmetatable(value) == array_mt or value == json.null then
+		return false;
+	end
 	for k, v in pairs(value) do
-		if keys[k] and type(v) ~= "boolean" then return false; end
+		if keys[k] and type(v) ~= "boolean" and v ~= json.null then return false; end
 	end
 	return true;
 end
