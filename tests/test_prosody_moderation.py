@@ -8,6 +8,8 @@ notices and offers participants get, the json-messages everyone gets)."""
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from xml.etree.ElementTree import tostring
@@ -247,3 +249,88 @@ async def test_debug_shows_the_discovered_components(prosody: ProsodyInstance) -
         debug = await stack.json("/debug")
         assert debug["av_moderation"] == {"address": prosody.av_moderation_jid}
         assert debug["room_metadata"] == {"address": prosody.room_metadata_jid}
+
+
+def _hostile_av(rng: random.Random, room: str, others: list[str]) -> dict[str, str]:
+    values = ["", "true", "false", "TRUE", "1", "audio", "screen", "x" * 5000, "\u00e9\u6f22\U0001f600",
+              f"{room}/", f"{room}/nobody00", "elsewhere@conference.meet.test/a", "@/", *others]
+    keys = ["enable", "mediaType", "jidToWhitelist", "jidToBlacklist", "junk"]
+    attrs = {key: rng.choice(values) for key in rng.sample(keys, rng.randint(0, len(keys)))}
+    if attrs.get("mediaType") == "audio":
+        attrs["mediaType"] = "video"  # audio stays for the check afterwards
+    return attrs
+
+
+def _random_json(rng: random.Random, depth: int) -> object:
+    kind = rng.randrange(7 if depth > 0 else 4)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice([0, -1, 10**30, 1.5e300])
+    if kind == 2:
+        return rng.choice(["", "x" * rng.randint(1, 3000), "\u0000\u202e", "}{]["])
+    if kind == 3:
+        return rng.choice(["startMuted", "moderators", "lobbyEnabled", "visitors", "recording"])
+    if kind in (4, 5):
+        return {rng.choice(["audio", "video", "live", "a" * 200, ""]): _random_json(rng, depth - 1)
+                for _ in range(rng.randint(0, 4))}
+    return [_random_json(rng, depth - 1) for _ in range(rng.randint(0, 4))]
+
+
+def _hostile_metadata(rng: random.Random) -> str:
+    choice = rng.randrange(6)
+    if choice == 0:
+        return rng.choice(["", "null", "[]", "{", '{"key":', "1e999", "[" * 3000, '"' * 100])
+    if choice == 1:
+        return json.dumps({"key": _random_json(rng, 3), "data": _random_json(rng, 3)})
+    if choice == 2:
+        nested: object = True
+        for _ in range(rng.randint(5, 200)):
+            nested = [nested]
+        return json.dumps({"key": "deep", "data": nested})
+    key = rng.choice(["startMuted", "lobbyEnabled", "visitors", "recording", "moderators",
+                      "participants", "k" * 300, "free"])
+    return json.dumps({"key": key, "data": _random_json(rng, 4)})
+
+
+async def test_hostile_requests_leave_the_modules_working(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "hostile")
+    rng = random.Random(19)
+    async with simulated_bridges(prosody, 1) as sims, running_focus(focus_config(prosody)) as app:
+        await wait_until(lambda: len(app.focus.components) == 2, 10, "component discovery")
+        await wait_bridges(app)
+        async with participants(prosody, room, 2) as people:
+            mod, ana = people
+            await moderator_ready(app, room, people)
+            mod_c, ana_c = [await components_of(prosody, p) for p in people]
+            others = [occupant(room, p) for p in people]
+            # 300 generated requests from a moderator and from a member, to both modules.
+            for n in range(300):
+                client = mod_c if n % 3 else ana_c
+                if n % 2:
+                    await client.av_command(_hostile_av(rng, room, others))
+                else:
+                    await client.send_metadata_text(rng.choice([room, "x@y", ""]),
+                                                    _hostile_metadata(rng))
+            # A round trip through each module: everything before it has been handled.
+            mark = len(mod_c.messages)
+            await mod_c.av_command({"mediaType": "audio"})
+            await mod_c.wait_for(refused, 10, since=mark)
+            mark = len(mod_c.messages)
+            await mod_c.send_metadata_text(room, "{}")
+            await mod_c.wait_for(refused, 10, since=mark)
+
+            # Prosody, both modules and the focus still work.
+            assert prosody.running
+            await mod_c.av_enable("audio", True)
+            await wait_forced(sims, ana.endpoint_id, True)
+            await mod_c.set_metadata(room, "startMuted", {"audio": False, "video": True})
+            await ana_c.wait_for(lambda m: m.kind == "room_metadata" and m.document["metadata"]
+                                 .get("startMuted") == {"audio": False, "video": True}, 10)
+            conference = app.focus.conferences[JID.parse(room)]
+            await wait_until(lambda: conference.room_metadata is not None
+                             and conference.room_metadata.start_muted_video, 10, "metadata")
+            no_errors(people)
+    log = prosody.log_file.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert not [line for line in log.splitlines() if "\terror\t" in line]
