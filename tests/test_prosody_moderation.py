@@ -174,6 +174,16 @@ async def test_av_moderation_through_our_module(prosody: ProsodyInstance) -> Non
                 await wait_forced(sims, bo.endpoint_id, False)
                 await wait_forced(sims, ana.endpoint_id, False)
                 assert await unmute_refusal(bo) is None
+
+                # Moderated again; the moderator leaves and the focus makes the member owner
+                # (auto-owner): the module sends the new moderator the whitelists.
+                await mod_c.av_enable("audio", True)
+                await wait_forced(sims, ana.endpoint_id, True)
+                mark = len(ana_c.messages)
+                await mod.leave()
+                promoted = await ana_c.wait_for(lambda m: "whitelists" in m.document, 15, since=mark)
+                assert promoted.document["whitelists"] == {"audio": []}
+                await wait_forced(sims, ana.endpoint_id, False)  # a moderator now: exempt
                 no_errors(people + [bo])
 
 

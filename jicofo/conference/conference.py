@@ -339,6 +339,14 @@ class Conference:
             participant = self.participants.get(event.occupant.nick)
             if participant is not None:
                 participant.update_presence(event.occupant)
+                occupant = event.occupant
+                if self.av_state.active and (occupant.role, occupant.affiliation) != \
+                        (event.old_role, event.old_affiliation):
+                    # A new moderator is exempt from A/V moderation (a demoted one no longer).
+                    change = self._apply_force_mute(participant)
+                    if change is not None:
+                        log.info("conference %s: bridge force-mute changed for %s (now %s, %s)",
+                                 self.room_jid, change, occupant.role, occupant.affiliation)
             if event.old_affiliation == "owner" and event.occupant.affiliation != "owner":
                 self._ensure_owner()
         elif isinstance(event, OccupantLeft):
@@ -485,15 +493,22 @@ class Conference:
     def _apply_force_mutes(self) -> list[str]:
         changed = []
         for participant in self.participants.values():
-            colibri = participant.colibri
-            if colibri is None:
-                continue
-            audio, video = self.force_mute_flags(participant.endpoint_id)
-            sent_audio = colibri.set_force_mute(participant.endpoint_id, "audio", audio)
-            sent_video = colibri.set_force_mute(participant.endpoint_id, "video", video)
-            if sent_audio or sent_video:
-                changed.append(f"{participant.endpoint_id} (audio={audio}, video={video})")
+            change = self._apply_force_mute(participant)
+            if change is not None:
+                changed.append(change)
         return changed
+
+    def _apply_force_mute(self, participant: Participant) -> str | None:
+        """Bring one member's bridge force-mute flags in line with A/V moderation; what changed."""
+        colibri = participant.colibri
+        if colibri is None:
+            return None
+        audio, video = self.force_mute_flags(participant.endpoint_id)
+        sent_audio = colibri.set_force_mute(participant.endpoint_id, "audio", audio)
+        sent_video = colibri.set_force_mute(participant.endpoint_id, "video", video)
+        if not (sent_audio or sent_video):
+            return None
+        return f"{participant.endpoint_id} (audio={audio}, video={video})"
 
     def _notify_muted(self, participant: Participant, media: str, actor: JID | None) -> None:
         if self._nursery is None:
