@@ -1,8 +1,9 @@
 -- mod_jicofo_av_moderation: A/V moderation ("ask to speak") for Jitsi Meet on a stock Prosody 0.12.
 --
--- Written for jicofo-trio. It speaks the same protocol as Jitsi's av_moderation component, to
--- lib-jitsi-meet and to the focus, so either focus (ours or upstream Jicofo) and an unchanged
--- web client work with it:
+-- Written for jicofo-trio. It takes the requests lib-jitsi-meet sends to Jitsi's av_moderation
+-- component and sends the messages that component sends, to the clients and to the focus
+-- (tested end to end with jicofo-trio's focus; upstream Jicofo reads the same messages but has
+-- not been tried with this module):
 --
 --   plugin_paths = { "/usr/local/lib/jicofo-trio/prosody" }   -- the dir holding this file
 --   Component "avmoderation.meet.example.com" "jicofo_av_moderation"

@@ -1,7 +1,8 @@
 -- mod_jicofo_room_metadata: room metadata for Jitsi Meet on a stock Prosody 0.12.
 --
--- Written for jicofo-trio. It speaks the same protocol as Jitsi's room_metadata component, to
--- lib-jitsi-meet and to the focus:
+-- Written for jicofo-trio. It takes the updates lib-jitsi-meet sends to Jitsi's room_metadata
+-- component and sends the messages that component sends, to the clients and to the focus
+-- (tested end to end with jicofo-trio's focus; not tried with upstream Jicofo):
 --
 --   plugin_paths = { "/usr/local/lib/jicofo-trio/prosody" }   -- the dir holding this file
 --   Component "metadata.meet.example.com" "jicofo_room_metadata"
