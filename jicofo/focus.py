@@ -383,6 +383,7 @@ class Focus:
         conference = Conference(self.services, room, request.properties)
         conference.breakout = self.is_breakout_room(room)
         conference.has_breakout_rooms = lambda: self.has_breakout_rooms(room)
+        conference.room_metadata_component = COMPONENT_ROOM_METADATA in self.components
         self.conferences[room] = conference
         self.services.stats.conferences_created += 1
         self._nursery.start_soon(self._run_conference, conference)

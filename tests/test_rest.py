@@ -285,6 +285,9 @@ async def test_debug_routes(prosody: ProsodyInstance) -> None:
         assert jid.endswith("/jvb-sim-1") or jid.startswith(prosody.brewery_jid)
         for key in ("operational", "stress", "drain", "graceful-shutdown", "endpoints", "version"):
             assert key in bridge, key
+        # No moderation components on this Prosody: upstream's "null".
+        assert debug["av_moderation"] == {"address": "null"}
+        assert debug["room_metadata"] == {"address": "null"}
         full = await stack.json("/debug?full=true")
         assert full["focus_manager"][room]["room"] == room
         assert (await stack.json("/debug/conferences-full"))[room]["meeting_id"]

@@ -74,3 +74,14 @@ Component "internal.auth.meet.example.com" "muc"
 -- or this focus serves the address itself (jicofo.xmpp.component in jicofo.conf, same secret):
 Component "focus.meet.example.com"
     component_secret = "change-me-too"
+
+-- Optional: A/V moderation and room metadata. With Jitsi's plugins keep their components
+-- (avmoderation./metadata. with "av_moderation_component" / "room_metadata_component"); on a stock
+-- Prosody, ours (mod_jicofo_av_moderation.lua, mod_jicofo_room_metadata.lua and
+-- jicofo_component.lib.lua from contrib/prosody, in a dir listed in the global plugin_paths).
+-- They advertise themselves on meet.example.com's disco#info, where clients and the focus find
+-- them; jicofo.xmpp.client.xmpp-domain must be meet.example.com for the focus to look there.
+-- Component "avmoderation.meet.example.com" "jicofo_av_moderation"
+--     muc_component = "conference.meet.example.com"
+-- Component "metadata.meet.example.com" "jicofo_room_metadata"
+--     muc_component = "conference.meet.example.com"

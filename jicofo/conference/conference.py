@@ -62,6 +62,7 @@ from jicofo.xmpp.muc import (
 
 from .av_moderation import AvModerationState
 from .cascade import Cascade
+from .metadata_wait import presets_enabled, wait_for_metadata
 from .mute import (
     AvModeration,
     MuteDecision,
@@ -136,6 +137,10 @@ class Conference:
         self.av_moderation: AvModeration = self.av_state
         # The room_metadata component's latest metadata for this room (None: none received).
         self.room_metadata: RoomMetadata | None = None
+        self.room_metadata_received = trio.Event()
+        # Whether a room_metadata component is known (the focus sets it): without one, joining
+        # does not wait for metadata that cannot come.
+        self.room_metadata_component: bool = False
         # The number of participants invited when each member was first invited (itself
         # included): what start muted counts, as upstream.
         self._invite_positions: dict[str, int] = {}
@@ -202,12 +207,30 @@ class Conference:
             if joined.affiliation != "owner":
                 raise ConferenceStopped(f"the focus is {joined.affiliation} in the room, not owner")
             # Make the room non-anonymous (this also unlocks a newly created room).
-            await room.configure({"muc#roomconfig_whois": "anyone"})
+            form = await room.configure({"muc#roomconfig_whois": "anyone"})
             self.meeting_id = await self._read_meeting_id(room)
         self.roles = role_strategy(self)
+        if presets_enabled(form):
+            await self._wait_for_room_metadata()
         log.info("conference %s: joined (meeting id %s, %s)", self.room_jid, self.meeting_id,
                  "created" if joined.created else "existing room")
         await self._publish_presence()
+
+    async def _wait_for_room_metadata(self) -> None:
+        """Conference presets are enabled for the room: wait (bounded) for its metadata before
+        counting as joined, as upstream (metadata_wait.py)."""
+        timeout = self.services.config.conference.room_metadata_timeout
+        if not self.room_metadata_component:
+            log.warning("conference %s: conference presets are enabled but no room_metadata "
+                        "component is known; not waiting for metadata", self.room_jid)
+            return
+        log.info("conference %s: conference presets are enabled; waiting up to %g s for the "
+                 "room metadata", self.room_jid, timeout)
+        if await wait_for_metadata(self.room_metadata_received, timeout):
+            log.info("conference %s: room metadata received", self.room_jid)
+        else:
+            log.warning("conference %s: no room metadata within %g s; going on without",
+                        self.room_jid, timeout)
 
     async def _read_meeting_id(self, room: MucRoom) -> str:
         try:
@@ -339,6 +362,14 @@ class Conference:
             participant = self.participants.get(event.occupant.nick)
             if participant is not None:
                 participant.update_presence(event.occupant)
+                occupant = event.occupant
+                if self.av_state.active and (occupant.role, occupant.affiliation) != \
+                        (event.old_role, event.old_affiliation):
+                    # A new moderator is exempt from A/V moderation (a demoted one no longer).
+                    change = self._apply_force_mute(participant)
+                    if change is not None:
+                        log.info("conference %s: bridge force-mute changed for %s (now %s, %s)",
+                                 self.room_jid, change, occupant.role, occupant.affiliation)
             if event.old_affiliation == "owner" and event.occupant.affiliation != "owner":
                 self._ensure_owner()
         elif isinstance(event, OccupantLeft):
@@ -515,15 +546,22 @@ class Conference:
     def _apply_force_mutes(self) -> list[str]:
         changed = []
         for participant in self.participants.values():
-            colibri = participant.colibri
-            if colibri is None:
-                continue
-            audio, video = self.force_mute_flags(participant.endpoint_id)
-            sent_audio = colibri.set_force_mute(participant.endpoint_id, "audio", audio)
-            sent_video = colibri.set_force_mute(participant.endpoint_id, "video", video)
-            if sent_audio or sent_video:
-                changed.append(f"{participant.endpoint_id} (audio={audio}, video={video})")
+            change = self._apply_force_mute(participant)
+            if change is not None:
+                changed.append(change)
         return changed
+
+    def _apply_force_mute(self, participant: Participant) -> str | None:
+        """Bring one member's bridge force-mute flags in line with A/V moderation; what changed."""
+        colibri = participant.colibri
+        if colibri is None:
+            return None
+        audio, video = self.force_mute_flags(participant.endpoint_id)
+        sent_audio = colibri.set_force_mute(participant.endpoint_id, "audio", audio)
+        sent_video = colibri.set_force_mute(participant.endpoint_id, "video", video)
+        if not (sent_audio or sent_video):
+            return None
+        return f"{participant.endpoint_id} (audio={audio}, video={video})"
 
     def _notify_muted(self, participant: Participant, media: str, actor: JID | None) -> None:
         if self._nursery is None:
@@ -545,6 +583,7 @@ class Conference:
         startMuted applies to members invited from now on, the rest waits for the features
         that use it (visitors, transcription)."""
         self.room_metadata = message.metadata
+        self.room_metadata_received.set()
         metadata = message.metadata
         log.info("conference %s: room metadata (startMuted audio=%s video=%s, %s moderator(s), "
                  "%s participant(s) listed, visitorsEnabled=%s, participantsSoftLimit=%s)",

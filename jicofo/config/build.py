@@ -282,6 +282,7 @@ def read_conference(section: Section) -> ConferenceConfig:
             max_requests=limits.integer("max-requests", minimum=1),
             interval=limits.duration("interval"),
         ),
+        room_metadata_timeout=section.duration("room-metadata-timeout"),
     )
 
 

@@ -197,6 +197,9 @@ class ConferenceConfig:
     reinvite_method: ReinviteMethod
     enable_ice_restart: bool
     restart_request_rate_limits: RateLimitConfig
+    # How long joining a room waits for its room metadata when the room says a conference
+    # presets service provides it (upstream's hard-coded 10 s).
+    room_metadata_timeout: float = 10.0
 
     def source_signaling_delay(self, conference_size: int) -> float:
         """The batching delay for a conference of this size: the entry with the largest size not above it."""

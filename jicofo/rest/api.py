@@ -219,6 +219,10 @@ class RestApi:
             "bridge_selector": self._bridge_selector_json(),
             "stats": stats_json(self.app, self.health, self.bridge_events),
             "conference_iq_handler": self.app.focus.conference_iq_debug(),
+            # The discovered components, as upstream's handlers show them ("null": none);
+            # room_metadata is our addition.
+            **{kind: {"address": str(self.app.focus.components.get(kind, "null"))}
+               for kind in ("av_moderation", "room_metadata")},
         }
         if self.health is not None:
             body["health"] = self.health.last_result.to_json()

@@ -6,7 +6,9 @@ stops it, reaps it and removes the dir. `jicofo-prosody` runs one from the comma
 
 `focus.meet.test` is an XEP-0114 component by default; with `client_proxy=True` it is instead a
 client-proxy component (our contrib/prosody/mod_client_proxy.lua) relaying to the focus account,
-as in a stock Jitsi Meet install.
+as in a stock Jitsi Meet install. `moderation=True` adds our A/V-moderation and room-metadata
+components (contrib/prosody/mod_jicofo_av_moderation.lua, mod_jicofo_room_metadata.lua) at
+`avmoderation.meet.test` and `metadata.meet.test`.
 
 With `secure_domain=True` the layout is Jitsi's "secure domain": users of meet.test log in with
 passwords (accounts from `extra_users`), guests log in anonymously on guest.meet.test. The same
@@ -43,6 +45,7 @@ __all__ = [
     "ProsodyNotInstalled",
     "ProsodyStartError",
     "client_proxy_plugin_dir",
+    "contrib_plugin_dir",
     "main",
     "missing_prosody_message",
     "prosody_available",
@@ -91,16 +94,21 @@ def missing_prosody_message() -> str:
     )
 
 
-def client_proxy_plugin_dir() -> Path:
-    """The dir holding our mod_client_proxy.lua: contrib/prosody in a source checkout (the harness
-    is used from one: `pip install -e .`)."""
+def contrib_plugin_dir(module: str = "client_proxy") -> Path:
+    """The dir holding our Prosody modules (mod_<module>.lua): contrib/prosody in a source
+    checkout (the harness is used from one: `pip install -e .`)."""
     directory = Path(__file__).resolve().parents[2] / "contrib" / "prosody"
-    if not (directory / "mod_client_proxy.lua").is_file():
+    if not (directory / f"mod_{module}.lua").is_file():
         raise ProsodyStartError(
-            f"mod_client_proxy.lua is not in {directory}: the client-proxy setup needs a source "
-            "checkout of jicofo-trio (pip install -e .)"
+            f"mod_{module}.lua is not in {directory}: this setup needs a source checkout of "
+            "jicofo-trio (pip install -e .)"
         )
     return directory
+
+
+def client_proxy_plugin_dir() -> Path:
+    """The dir holding our mod_client_proxy.lua."""
+    return contrib_plugin_dir("client_proxy")
 
 
 def harness_plugin_dir() -> Path:
@@ -126,6 +134,8 @@ class ProsodyInstance:
     smacks_hibernation_time: int = 10
     # focus.meet.test relays to the focus account (mod_client_proxy) instead of being XEP-0114.
     client_proxy: bool = False
+    # Our A/V-moderation and room-metadata components run at the addresses below.
+    moderation: bool = False
     plugin_paths: tuple[Path, ...] = ()
     # meet.test needs accounts (passwords); guests are anonymous on guest_domain.
     secure_domain: bool = False
@@ -140,6 +150,8 @@ class ProsodyInstance:
     component_jid: str = field(default="focus.meet.test", init=False)
     brewery_jid: str = field(default="jvbbrewery@internal.auth.meet.test", init=False)
     guest_domain: str = field(default="guest.meet.test", init=False)
+    av_moderation_jid: str = field(default="avmoderation.meet.test", init=False)
+    room_metadata_jid: str = field(default="metadata.meet.test", init=False)
     _process: trio.Process | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -220,6 +232,8 @@ class ProsodyInstance:
             f"jvb            {self.jvb_jid} password {self.jvb_password}",
             f"conference MUC {self.muc_domain}",
             f"brewery        {self.brewery_jid}",
+            *([f"moderation     {self.av_moderation_jid} (av_moderation), "
+               f"{self.room_metadata_jid} (room_metadata)"] if self.moderation else []),
             f"log            {self.log_file}",
         ])
 
@@ -309,6 +323,13 @@ class ProsodyInstance:
                 "\tallow_anonymous_s2s = false\n\n" + extra_components
             )
         values["EXTRA_CONFIG"] = extra_config
+        if self.moderation:
+            extra_components = "\n".join(
+                f'Component "{address}" "{module}"\n\tmuc_component = "{self.muc_domain}"\n'
+                f'\tmain_host = "{self.domain}"'
+                for address, module in ((self.av_moderation_jid, "jicofo_av_moderation"),
+                                        (self.room_metadata_jid, "jicofo_room_metadata"))
+            ) + "\n" + extra_components
         values["EXTRA_COMPONENTS"] = extra_components
         values["DOMAIN_SETTINGS"] = domain_settings
 
@@ -510,6 +531,7 @@ async def start_prosody(
     extra_components: str = "",
     domain_settings: str = "",
     secure_domain: bool = False,
+    moderation: bool = False,
 ) -> AsyncIterator[ProsodyInstance]:
     """Run a fresh Prosody for the duration of the block.
 
@@ -520,7 +542,8 @@ async def start_prosody(
     in contrib/prosody) instead of an XEP-0114 component. `extra_components` is Lua appended
     after every host (`Component "..." "module"` sections); `domain_settings` is Lua added to
     the main (participants') host, e.g. its own `modules_enabled`. `secure_domain` makes the main
-    host password-only and adds the anonymous guest host (see the module docstring).
+    host password-only and adds the anonymous guest host (see the module docstring). `moderation`
+    adds our A/V-moderation and room-metadata components (contrib/prosody) for the conference MUC.
     On exit Prosody gets SIGTERM, then SIGKILL after `stop_grace` seconds.
     """
     if not prosody_available():
@@ -534,6 +557,8 @@ async def start_prosody(
     paths = [Path(path) for path in plugin_paths]
     if client_proxy:
         paths.append(client_proxy_plugin_dir())
+    if moderation and contrib_plugin_dir("jicofo_av_moderation") not in paths:
+        paths.append(contrib_plugin_dir("jicofo_av_moderation"))
 
     base = Path(tempfile.mkdtemp(prefix="jicofo-prosody-"))
     instance: ProsodyInstance | None = None
@@ -541,8 +566,8 @@ async def start_prosody(
         ca_file = _install_certificate(await _shared_certificate(), base)
         (base / "data").mkdir()
         instance = ProsodyInstance(base, ip, 0, 0, 0, ca_file, smacks_hibernation_time,
-                                   client_proxy=client_proxy, plugin_paths=tuple(paths),
-                                   secure_domain=secure_domain)
+                                   client_proxy=client_proxy, moderation=moderation,
+                                   plugin_paths=tuple(paths), secure_domain=secure_domain)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             instance.c2s_port, instance.http_port, instance.component_port = _free_ports(ip, 3)
             instance._render(log_level=log_level, extra_config=extra_config,
@@ -611,6 +636,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="an extra account to create (repeatable)",
     )
     parser.add_argument(
+        "--moderation", action="store_true",
+        help="add our A/V-moderation and room-metadata components (contrib/prosody) at "
+        "avmoderation.meet.test and metadata.meet.test",
+    )
+    parser.add_argument(
         "--client-proxy", action="store_true",
         help="make focus.meet.test a client-proxy component relaying to the focus account "
         "(contrib/prosody/mod_client_proxy.lua) instead of an XEP-0114 component",
@@ -646,6 +676,7 @@ async def _serve(args: argparse.Namespace, users: list[tuple[str, str, str]]) ->
             extra_users=users,
             client_proxy=args.client_proxy,
             secure_domain=args.secure_domain,
+            moderation=args.moderation,
         ) as prosody:
             print(f"prosody ready in {time.monotonic() - started:.2f} s")
             print("throw-away test server: the passwords below are random and die with it\n")

@@ -246,10 +246,14 @@ class MucRoom:
             raise MucError(f"{self.jid} returned no configuration form")
         return form
 
-    async def configure(self, values: Mapping[str, str | bool | Iterable[str]] | None = None) -> None:
+    async def configure(
+        self, values: Mapping[str, str | bool | Iterable[str]] | None = None
+    ) -> Element | None:
         """Submit the owner configuration form. With no values, accept the defaults (an
-        'instant room'). Fields the service does not offer are skipped with a log line."""
+        'instant room'). Fields the service does not offer are skipped with a log line.
+        Returns the form the service offered (its `x` element), when it was fetched (values)."""
         submit = element(f"{{{NS_DATA}}}x", {"type": "submit"})
+        form = None
         if values:
             form = await self.get_config_form()
             offered = {f.get("var") for f in form.iter(f"{{{NS_DATA}}}field")}
@@ -262,6 +266,7 @@ class MucRoom:
         await self.client.request(
             self.client.iq("set", self.jid, element(f"{{{NS_MUC_OWNER}}}query", None, submit))
         )
+        return form
 
     async def room_info(self) -> dict[str, list[str]]:
         """The room's disco#info extended fields (muc#roominfo_*), as var → values."""
