@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -137,6 +137,8 @@ class Conference:
         # The number of participants invited when each member was first invited (itself
         # included): what start muted counts, as upstream.
         self._invite_positions: dict[str, int] = {}
+        # Set for a conference rebuilt from the restart store: `run` resumes it instead of joining.
+        self.resume: Callable[[Conference, trio.Nursery], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -154,7 +156,11 @@ class Conference:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    await self._join()
+                    if self.resume is not None:
+                        await self.resume(self, nursery)
+                    else:
+                        await self._join()
+                        self.persist()
                     # Tasks inherit the context they are started from: everything from here on
                     # logs with the room and its meeting id.
                     with log_context(meeting_id=self.meeting_id):
@@ -169,7 +175,14 @@ class Conference:
                 self._nursery = None
                 with trio.CancelScope(shield=True):
                     await self._cleanup()
+                if self.services.state_hook is not None:
+                    self.services.state_hook.conference_gone(self)
                 self.stopped.set()
+
+    def persist(self, participant: Participant | None = None) -> None:
+        """The restart store's hook: this conference (and `participant`) changed."""
+        if self.services.state_hook is not None:
+            self.services.state_hook.changed(self, participant)
 
     def stop(self, reason: str) -> None:
         """End the conference (from any task of the process)."""
@@ -371,6 +384,8 @@ class Conference:
         if participant.colibri is not None:
             participant.colibri.expire_endpoint(participant.endpoint_id)
             self.endpoint_released(participant, participant.colibri)
+        if self.services.state_hook is not None:
+            self.services.state_hook.member_gone(self, participant.endpoint_id)
         if not self.participants:
             self.stop("the last member left")
             return
@@ -607,6 +622,7 @@ class Conference:
             await self._nursery.start(self._run_colibri, session, scope)
             log.info("conference %s: using bridge %s (session %s)", self.room_jid, bridge.nickname,
                      session.id)
+            self.persist()
             self._presence_changed()
         return session
 

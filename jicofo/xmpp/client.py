@@ -17,6 +17,7 @@ import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
 import trio
@@ -439,6 +440,12 @@ class BaseXMPPConnection:
         return delay * random.uniform(0.5, 1.0)
 
 
+class SessionJournal(Protocol):
+    """Told when a new (not resumed) session is up; attaches itself to its stream management."""
+
+    def new_session(self, jid: JID, sm: StreamManagement | None) -> None: ...
+
+
 class XMPPClient(BaseXMPPConnection):
     """A c2s client with STARTTLS/WebSocket, SASL, XEP-0198 resumption, keepalive and reconnect."""
 
@@ -451,8 +458,16 @@ class XMPPClient(BaseXMPPConnection):
         self.settings = settings
         self.sm: StreamManagement | None = None
         self.sessions = 0
+        # Keeps what a new process needs to resume the session (jicofo.restart), if set.
+        self.session_journal: SessionJournal | None = None
         # None: send no presence of our own (MUC joins carry theirs); see announce_presence.
         self._presence_to: tuple[JID, ...] | None = None
+
+    def resume_from(self, sm: StreamManagement, jid: JID) -> None:
+        """Before `run`: try to resume `sm` (rebuilt by a new process from its store), bound to
+        `jid`, instead of binding a new session."""
+        self.sm = sm
+        self.jid = jid
 
     def announce_presence(self, *directed_to: JID) -> None:
         """Make every new session (not a resumed one: the server still has our presence) start
@@ -530,6 +545,10 @@ class XMPPClient(BaseXMPPConnection):
                             self.name, len(lost))
             self._fail_pending()
             self.sm = session.sm
+            if self.session_journal is not None:
+                self.session_journal.new_session(session.jid, self.sm)
+        elif self.sm is not None:
+            self.sm.checkpoint()
         self.jid = session.jid
         self._channel = session.channel
         self.sessions += 1
@@ -613,6 +632,7 @@ class XMPPClient(BaseXMPPConnection):
     async def _handle_sm(self, channel: Channel, el: Element) -> None:
         assert self.sm is not None
         if el.tag == f"{{{NS_SM}}}r":
+            self.sm.checkpoint()  # the store must never say less than we acknowledge
             await channel.send(element(f"{{{NS_SM}}}a", {"h": str(self.sm.inbound)}))
         elif el.tag == f"{{{NS_SM}}}a":
             try:
