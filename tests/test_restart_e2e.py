@@ -28,9 +28,10 @@ import pytest
 import trio
 
 from jicofo.http.client import get_json
-from jicofo.sim.participant import ParticipantOptions, SimulatedParticipant
+from jicofo.sim.participant import FOCUS_LEFT, ParticipantOptions, SimulatedParticipant
 from jicofo.stress.local import focus_config_text, free_port
 from jicofo.testing.prosody import ProsodyInstance, prosody_available, start_prosody
+from jicofo.testing.sessions import end_session
 from jicofo.testing.stack import focus_overrides, simulated_bridges
 from jicofo.testing.waiting import wait_until
 from jicofo.xmpp.settings import Timeouts
@@ -139,7 +140,8 @@ def focus_left(people: list[SimulatedParticipant]) -> list[str]:
     return [p.endpoint_id or "?" for p in people if p.events_of("focus-left")]
 
 
-async def _restart_keeps_the_conference(tmp_path: Path, how: str, members: int) -> None:
+async def _restart_keeps_the_conference(tmp_path: Path, how: str, members: int,
+                                        twice: bool = False) -> None:
     async with stack(tmp_path) as (prosody, sims, focus), trio.open_nursery() as nursery:
         engine = sims.bridges[0].engine
         room = room_of(prosody, f"restart-{how}-{members}")
@@ -200,6 +202,21 @@ async def _restart_keeps_the_conference(tmp_path: Path, how: str, members: int) 
         assert stats is not None and stats["conferences"] == 1
         assert stats["participants"] == members + 1
         assert "resuming" in focus.log and "session resumed" in focus.log
+
+        if twice:
+            # The resumed process journals on: a second kill is taken back the same way.
+            await focus.signal_and_wait(signal.SIGKILL)
+            await trio.sleep(1.0)
+            await focus.start()
+            await focus.wait_serving()
+            later = person(prosody, room, f"{members + 1}0aa00{members + 1}", members + 1)
+            await nursery.start(later.run)
+            await later.wait_for_session(DEADLINE)
+            await sources_exchanged([*everyone, later])
+            assert list(engine.conferences) == [meeting_id]
+            assert engine.total_conferences_created == created_before
+            assert focus_left([*everyone, later]) == []
+            assert all(p.sessions_accepted == 1 for p in everyone)
         nursery.cancel_scope.cancel()
 
 
@@ -207,8 +224,8 @@ async def test_sigkill_with_two_members_keeps_the_conference(tmp_path: Path) -> 
     await _restart_keeps_the_conference(tmp_path, "kill", 2)
 
 
-async def test_sigkill_with_three_members_keeps_the_conference(tmp_path: Path) -> None:
-    await _restart_keeps_the_conference(tmp_path, "kill", 3)
+async def test_sigkill_with_three_members_keeps_the_conference_twice(tmp_path: Path) -> None:
+    await _restart_keeps_the_conference(tmp_path, "kill", 3, twice=True)
 
 
 async def test_planned_restart_keeps_the_conference(tmp_path: Path) -> None:
@@ -237,4 +254,33 @@ async def test_a_stale_store_is_discarded_and_its_bridge_conference_expired(tmp_
         stats = await focus.stats()
         assert stats is not None and stats["conferences"] == 0
         assert "discarded" in focus.log
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_refused_resumption_falls_back_to_a_clean_start(tmp_path: Path) -> None:
+    """The hibernated session is gone when the new process comes (as after a Prosody restart):
+    the restored conference is stopped, its bridge conference expired, the clients see the focus
+    leave (and would reload); the new focus serves."""
+    async with stack(tmp_path) as (prosody, sims, focus), trio.open_nursery() as nursery:
+        engine = sims.bridges[0].engine
+        room = room_of(prosody, "refused")
+        people = [person(prosody, room, f"{n}0cc00{n}", n) for n in range(2)]
+        for p in people:
+            await nursery.start(p.run)
+        for p in people:
+            await p.wait_for_session(DEADLINE)
+        (meeting_id,) = engine.conferences
+        await focus.signal_and_wait(signal.SIGKILL)
+        # Someone logs in with the focus's full JID: Prosody closes the hibernated session.
+        await end_session(settings_for(prosody, "focus", resource="focus"))
+        await focus.start()
+        await focus.wait_serving()
+        for p in people:
+            event = await p.wait_for_event("conference-failed", DEADLINE)
+            assert event.detail == FOCUS_LEFT
+        await wait_until(lambda: meeting_id not in engine.conferences, DEADLINE,
+                         "the old conference expired on the bridge")
+        stats = await focus.stats()
+        assert stats is not None and stats["conferences"] == 0
+        assert "session established" in focus.log
         nursery.cancel_scope.cancel()

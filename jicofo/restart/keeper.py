@@ -81,9 +81,11 @@ class ConnectionJournal:
                                          "inbound": sm.inbound, "outbound": sm.outbound})
 
 
-def restored_session(record: Any, outbox: list[tuple[int, str]],
-                     ack_every: int, max_unacked: int) -> tuple[StreamManagement, JID]:
-    """A connection's stored session, ready for `XMPPClient.resume_from`. Raises ValueError."""
+def restored_session(record: Any, outbox: list[tuple[int, str]], ack_every: int,
+                     max_unacked: int, journal: ConnectionJournal | None = None,
+                     ) -> tuple[StreamManagement, JID]:
+    """A connection's stored session, ready for `XMPPClient.resume_from`, journalled on by
+    `journal`. Raises ValueError."""
     if not isinstance(record, dict) or not record.get("id"):
         raise ValueError("no resumable session")
     sm = StreamManagement(ack_request_every=ack_every, max_unacked=max_unacked)
@@ -100,7 +102,11 @@ def restored_session(record: Any, outbox: list[tuple[int, str]],
     if items:
         sm.outbound = max(sm.outbound, items[-1][0])
     sm.restore_unacked(items)
-    return sm, JID.parse(str(record["jid"]))
+    jid = JID.parse(str(record["jid"]))
+    if journal is not None:
+        journal.jid = jid
+        sm.journal = journal
+    return sm, jid
 
 
 class RestartKeeper:
@@ -149,7 +155,8 @@ class RestartKeeper:
     def attach_client(self, client: XMPPClient, name: str) -> bool:
         """Journal `client`'s sessions under `name`; seed it with the stored one, if any. True
         when a stored session will be tried."""
-        client.session_journal = ConnectionJournal(self.store, name)
+        journal = ConnectionJournal(self.store, name)
+        client.session_journal = journal
         if self.previous is None:
             return False
         record = self.previous.of_kind(XMPP).get(name)
@@ -157,7 +164,8 @@ class RestartKeeper:
             return False
         try:
             sm, jid = restored_session(record, self.previous.outbox.get(name, []),
-                                       client.settings.sm_ack_every, client.settings.sm_max_unacked)
+                                       client.settings.sm_ack_every, client.settings.sm_max_unacked,
+                                       journal)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("restart store: the %s session cannot be used (%s); binding afresh", name, exc)
             return False
