@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
@@ -122,6 +123,8 @@ class RestartKeeper:
         self.restored: list[Conference] = []
         self._written: dict[str, str] = {}  # conference records as last written (skip repeats)
         self._stopped = False
+        self.hook_seconds = 0.0  # in the conference hooks: snapshots, JSON and the writes
+        self.hook_calls = 0
         if previous is not None:
             age = previous.age()
             conferences = previous.of_kind(CONFERENCE)
@@ -204,6 +207,14 @@ class RestartKeeper:
     def changed(self, conference: Conference, participant: Participant | None = None) -> None:
         if self._stopped or conference.stop_reason is not None:
             return
+        started = time.perf_counter()
+        try:
+            self._changed(conference, participant)
+        finally:
+            self.hook_seconds += time.perf_counter() - started
+            self.hook_calls += 1
+
+    def _changed(self, conference: Conference, participant: Participant | None) -> None:
         room = str(conference.room_jid)
         record = snapshot_conference(conference)
         text = json.dumps(record, separators=(",", ":"), sort_keys=True)
@@ -268,11 +279,19 @@ class RestartKeeper:
         """SIGUSR1: the next process takes the conferences back. Writes the heartbeat only; the
         rest is already in the store."""
         self.store.heartbeat()
+        log.info("restart store: kept for the next start; this run cost %s", self.cost())
         self._stopped = True
         self.store.close()
 
+    def cost(self) -> str:
+        store = self.store
+        return (f"{getattr(store, 'writes', 0)} writes, {getattr(store, 'bytes_written', 0)} bytes, "
+                f"{getattr(store, 'seconds', 0.0) * 1000:.1f} ms in SQLite; {self.hook_calls} "
+                f"conference hook calls, {self.hook_seconds * 1000:.1f} ms in them")
+
     def stopping(self) -> None:
         """An orderly stop (SIGTERM): the conferences end, nothing is to be resumed."""
+        log.info("restart store: clearing it; this run cost %s", self.cost())
         self._stopped = True
         self.store.clear()
         self.store.close()

@@ -84,6 +84,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self.bytes_written = 0  # of JSON and stanza text, for the figures in the README
         self.writes = 0
+        self.seconds = 0.0  # spent in SQLite calls (on the trio thread)
 
     @property
     def enabled(self) -> bool:
@@ -163,6 +164,7 @@ class SqliteStore:
         db = self._db
         if db is None:
             return
+        started = time.perf_counter()
         try:
             db.execute(sql, args)
         except sqlite3.Error as exc:
@@ -175,6 +177,7 @@ class SqliteStore:
             return
         self.writes += 1
         self.bytes_written += size
+        self.seconds += time.perf_counter() - started
 
     def put(self, kind: str, key: str, value: Any) -> None:
         text = json.dumps(value, separators=(",", ":"))
@@ -235,6 +238,7 @@ class MemoryStore:
         self.enabled = True
         self.writes = 0
         self.bytes_written = 0
+        self.seconds = 0.0
 
     def load(self) -> StoredState | None:
         if self.written_at is None:

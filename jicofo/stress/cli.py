@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Durations: 30 (seconds), 30s, 500ms, 2m. Faults: kill-bridge, "
                                        "unhealthy-bridge, graceful-bridge, drop-focus-connection "
                                        "(its XMPP session ends for good, --local), "
-                                       "cut-focus-connection (TCP reset, resumable, --local).")
+                                       "cut-focus-connection (TCP reset, resumable, --local), "
+                                       "restart-focus (SIGKILL and a new start 1 s later, --local).")
     s = p.add_argument_group("scenario (flags override --scenario FILE)")
     s.add_argument("--scenario", type=Path, help="HOCON or JSON file with the knobs below (long names)")
     s.add_argument("--name", help="a name for the report")
@@ -155,9 +156,10 @@ def _focus_extra(pairs: Sequence[str]) -> dict[str, Any]:
 async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIterator[Target]:
     if args.local:
         proxy = any(f.kind == "cut-focus-connection" for f in scenario.faults)
+        restartable = any(f.kind == "restart-focus" for f in scenario.faults)
         async with local_stack(scenario.bridges, proxy_focus=proxy, focus_log_level=args.focus_log_level,
                                focus_extra=_focus_extra(args.focus_config),
-                               keep_logs=args.keep_logs) as target:
+                               keep_logs=args.keep_logs, restartable_focus=restartable) as target:
             yield target
         return
     if not args.domain or not (args.xmpp_host or args.websocket_url):

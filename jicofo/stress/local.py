@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 PARTICIPANT_TIMEOUTS = Timeouts(connect=15, negotiation=20, request=15, ping_interval=0, close=2)
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+RESTART_HIBERNATION = 60  # Prosody's smacks_hibernation_time with restart-focus (docker-jitsi-meet)
+RESTART_DELAY = 1.0  # between the kill and the new start
 _SECRET_KEYS = ("jicofo.xmpp.client.password", "jicofo.xmpp.component.secret")
 
 
@@ -59,6 +61,8 @@ class Target:
     focus_rest: tuple[str, int] | None = None
     focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
     end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
+    # restart-focus: SIGKILL the focus, start it again; returns seconds until it serves again.
+    restart_focus: Callable[[], Awaitable[float]] | None = None
     pids: Mapping[str, int] | None = None  # process name -> pid, for /proc figures
 
 
@@ -121,12 +125,22 @@ async def local_stack(
     prosody_log_level: str = "warn",
     focus_extra: Mapping[str, Any] | None = None,
     keep_logs: Path | None = None,
+    restartable_focus: bool = False,
 ) -> AsyncIterator[Target]:
     """Prosody, our focus (child process) and `bridges` simulated bridges (one child process),
-    until the block ends; everything is stopped in order and bounded."""
+    until the block ends; everything is stopped in order and bounded. `restartable_focus`: the
+    focus keeps its conferences in a state file (jicofo.restart) and Prosody hibernates sessions
+    for 60 s, so that `Target.restart_focus` can kill it and start it again."""
     workdir = Path(tempfile.mkdtemp(prefix="jicofo-stress-")) if keep_logs is None else keep_logs
     workdir.mkdir(parents=True, exist_ok=True)
-    async with start_prosody(log_level=prosody_log_level) as prosody, trio.open_nursery() as nursery:
+    extra = dict(focus_extra or {})
+    if restartable_focus:
+        extra.setdefault("jicofo.restart.enabled", True)
+        extra.setdefault("jicofo.restart.state-file", str(workdir / "focus-state.sqlite3"))
+        extra.setdefault("jicofo.restart.max-age", f"{RESTART_HIBERNATION} seconds")
+    hibernation = RESTART_HIBERNATION if restartable_focus else 10
+    async with start_prosody(log_level=prosody_log_level, smacks_hibernation_time=hibernation) \
+            as prosody, trio.open_nursery() as nursery:
         proxy: TcpProxy | None = None
         if proxy_focus:
             proxy = TcpProxy(prosody.ip, prosody.c2s_port)
@@ -138,8 +152,23 @@ async def local_stack(
                 bridge_process, bridge_port = await _start_bridges(prosody, bridges, workdir)
             rest_port = free_port()
             focus_process = await _start_focus(prosody, workdir, rest_port, proxy, focus_log_level,
-                                               focus_extra or {})
+                                               extra)
             await _wait_focus_ready(focus_process, prosody, workdir)
+
+            async def restart_focus() -> float:
+                nonlocal focus_process
+                assert focus_process is not None
+                killed_at = trio.current_time()
+                focus_process.kill()
+                with trio.move_on_after(5):
+                    await focus_process.wait()
+                await trio.sleep(RESTART_DELAY)
+                os.replace(workdir / "focus.log", workdir / f"focus-before-{int(killed_at)}.log")
+                focus_process = await _start_focus(prosody, workdir, rest_port, proxy,
+                                                   focus_log_level, extra)
+                await _wait_focus_ready(focus_process, prosody, workdir)
+                return trio.current_time() - killed_at
+
             pids = {"focus": focus_process.pid, "prosody": prosody.pid}
             if bridge_process is not None:
                 pids["bridges"] = bridge_process.pid
@@ -154,6 +183,7 @@ async def local_stack(
                 focus_rest=("127.0.0.1", rest_port),
                 focus_proxy=proxy,
                 end_focus_session=lambda: end_session(focus_session_settings(prosody)),
+                restart_focus=restart_focus if restartable_focus else None,
                 pids=pids,
             )
         finally:

@@ -319,8 +319,8 @@ class Runner:
         if slot.wake.is_set():
             return  # leaving anyway
         slot.focus_left_at = trio.current_time()
-        if not any(f.kind == "drop-focus-connection" and f.applied_at <= slot.focus_left_at
-                   for f in self.faults):
+        if not any(f.kind in ("drop-focus-connection", "restart-focus")
+                   and f.applied_at <= slot.focus_left_at for f in self.faults):
             self.runner_errors.append("the focus left the room without a fault that explains it")
         slot.leave_now()
 
@@ -532,6 +532,13 @@ class Runner:
                 raise RuntimeError("drop-focus-connection needs --local (the focus's account)")
             record.affected = self._in_session_sids()
             await end()
+            return
+        if kind == "restart-focus":
+            restart = self.target.restart_focus
+            if restart is None:
+                raise RuntimeError("restart-focus needs --local (the focus as our child process)")
+            record.affected = self._in_session_sids()
+            record.detail["served_again_after_ms"] = round(await restart() * 1000, 1)
             return
         api = self.target.bridge_api
         if api is None:
@@ -768,7 +775,35 @@ class Runner:
             out["not_reinvited_endpoints"] = not_reinvited[:20]
         if record.kind in FOCUS_FAULTS:
             out["reload"] = self._reload_report(record)
+        if record.kind == "restart-focus":
+            out["noticed"] = self._noticed_report(record)
         return out
+
+    def _noticed_report(self, record: FaultRecord) -> dict[str, Any]:
+        """restart-focus: of the participants in session at the kill, those that noticed: saw the
+        focus leave, lost their Jingle session (a terminate or a new offer), or had an IQ refused."""
+        left = lost = refused = 0
+        noticed: list[str] = []
+        for endpoint, old_sid in record.affected.items():
+            slot = self.by_endpoint.get(endpoint)
+            if slot is None:
+                continue
+            person = slot.person
+            saw_leave = any(e.kind == "focus-left" and e.time >= record.applied_at
+                            for e in person.events)
+            lost_session = any(e.time >= record.applied_at and e.direction == "in" and (
+                e.kind == "session-terminate" or (e.kind == "session-initiate" and e.sid != old_sid))
+                for e in person.events)
+            had_refusal = any(e.kind == "error-answer" and e.time >= record.applied_at
+                              for e in person.events)
+            left += saw_leave
+            lost += lost_session
+            refused += had_refusal
+            if saw_leave or lost_session or had_refusal:
+                noticed.append(endpoint)
+        return {"participants": len(record.affected), "noticed": len(noticed),
+                "saw_focus_leave": left, "lost_session": lost, "iq_refused": refused,
+                "noticed_endpoints": noticed[:20]}
 
     def _reload_report(self, record: FaultRecord) -> dict[str, Any]:
         """For the participants in session at the fault: how many pages reloaded, how many are

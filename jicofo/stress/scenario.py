@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("kill-bridge", "unhealthy-bridge", "graceful-bridge", "drop-focus-connection",
-               "cut-focus-connection")
-FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection")  # need no bridges
+               "cut-focus-connection", "restart-focus")
+# Need no bridges. restart-focus: SIGKILL the local focus, start it again 1 s later (issue 14).
+FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection", "restart-focus")
 
 # Upper bounds of every knob: the runner is a load generator, not a denial-of-service tool.
 LIMITS = {
