@@ -217,6 +217,22 @@ async def _restart_keeps_the_conference(tmp_path: Path, how: str, members: int,
             assert engine.total_conferences_created == created_before
             assert focus_left([*everyone, later]) == []
             assert all(p.sessions_accepted == 1 for p in everyone)
+            assert sorted(engine.conferences[meeting_id].endpoints) == \
+                sorted(p.endpoint_id for p in [*everyone, later])
+
+            # A member leaves while the focus is down: its endpoint goes from the bridge, and the
+            # one who stays is told nothing more (the room told it; its session goes on).
+            stayer, leaver = everyone[0], everyone[1]
+            await focus.signal_and_wait(signal.SIGKILL)
+            await leaver.leave()
+            await trio.sleep(1.0)
+            await focus.start()
+            await focus.wait_serving()
+            await wait_until(lambda: leaver.endpoint_id not in engine.conferences[meeting_id].endpoints,
+                             DEADLINE, "the leaver's endpoint expired")
+            assert "1 left meanwhile" in focus.log
+            assert stayer.session is not None and stayer.session.sid == sids[stayer.endpoint_id]
+            assert focus_left([stayer, later]) == []
         nursery.cancel_scope.cancel()
 
 

@@ -197,6 +197,15 @@ async def resume_conference(conference: Conference, nursery: trio.Nursery) -> No
     for participant in conference.participants.values():
         nursery.start_soon(participant.run)
         if participant.invited and participant.session is None:
+            # Killed between an allocation and its offer: the bridge may have an endpoint the
+            # store never saw. Expire it (an unknown one is refused, which is ignored), then invite.
+            for session in conference.colibri_sessions.values():
+                if participant.endpoint_id not in session.endpoints:
+                    session.endpoints.add(participant.endpoint_id)
+                    session.bridge.endpoint_added(trio.current_time())
+                session.expire_endpoint(participant.endpoint_id)
+            participant.colibri = None
+            participant.allocation = None
             participant.post(Invite("restored without a session"))
     await services.client.wait_connected()
     if conference.stop_reason is not None:  # the session was not resumed: today's path
