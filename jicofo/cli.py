@@ -7,7 +7,8 @@
 Secrets belong in the environment (JICOFO_SECRET, JICOFO_AUTH_PASSWORD) or the config file, not
 in flags that show in process listings. SIGTERM/SIGINT stop in order: rooms are left and bridge
 endpoints expired (bounded), then the process exits 0 (a second one stops at once). SIGHUP
-reopens the log files (after logrotate moved them).
+reopens the log files (after logrotate moved them). SIGUSR1, with jicofo.restart enabled, exits at
+once with 75 keeping every conference for the next start (docs/restart.md).
 
 Logging: `--log-level`, `--log-format text|json` (JSON lines for log shippers), `--log-file PATH`
 (else stderr) and `--packet-log [PATH]` (every stanza in and out of each XMPP connection, secrets
