@@ -79,7 +79,8 @@ class ConnectionJournal:
         if self.jid is None or not sm.resumable:
             return
         self.store.put(XMPP, self.name, {"jid": str(self.jid), "id": sm.id, "location": sm.location,
-                                         "inbound": sm.inbound, "outbound": sm.outbound})
+                                         "inbound": sm.inbound if sm.handled is None else sm.handled,
+                                         "outbound": sm.outbound})
 
 
 def restored_session(record: Any, outbox: list[tuple[int, str]], ack_every: int,

@@ -54,6 +54,9 @@ class StreamManagement:
     _unacked: deque[tuple[int, Element]] = field(default_factory=deque)
     _since_request: int = 0
     journal: SmJournal | None = None
+    # What the last <a/> said we handled, when the client acknowledges less than it has counted
+    # (IQ requests not answered yet: a new process must get them again).
+    handled: int | None = None
     # Rebuilt from a store by a new process: stanzas the old one sent after its last journal
     # write may have reached the server, so a resume may acknowledge more than we know of.
     restored: bool = False
@@ -71,6 +74,7 @@ class StreamManagement:
         self.resumable = resumable and bool(sm_id)
         self.location = location
         self.inbound = 0
+        self.handled = None
 
     def reset(self) -> None:
         """The session is gone (resumption failed or was not possible): forget everything."""
