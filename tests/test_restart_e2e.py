@@ -300,3 +300,35 @@ async def test_a_refused_resumption_falls_back_to_a_clean_start(tmp_path: Path) 
         assert stats is not None and stats["conferences"] == 0
         assert "session established" in focus.log
         nursery.cancel_scope.cancel()
+
+
+async def test_a_member_being_invited_at_the_kill_gets_its_session(tmp_path: Path) -> None:
+    """Killed right when the focus's offer reaches a joining member: whether its session-accept
+    reached the old process or waits in Prosody's queue, the new process finishes the session on
+    the same bridge conference, once."""
+    async with stack(tmp_path) as (prosody, sims, focus), trio.open_nursery() as nursery:
+        engine = sims.bridges[0].engine
+        room = room_of(prosody, "inviting")
+        people = [person(prosody, room, f"{n}0dd00{n}", n) for n in range(2)]
+        for p in people:
+            await nursery.start(p.run)
+        for p in people:
+            await p.wait_for_session(DEADLINE)
+        (meeting_id,) = engine.conferences
+        joiner = person(prosody, room, "20dd002", 2)
+        await nursery.start(joiner.run)
+        await joiner.wait_for(lambda: joiner.first("session-initiate", "in") is not None, DEADLINE,
+                              "the offer")
+        await focus.signal_and_wait(signal.SIGKILL)
+        await trio.sleep(1.0)
+        await focus.start()
+        await focus.wait_serving()
+        await joiner.wait_for_session(DEADLINE)
+        everyone = [*people, joiner]
+        await sources_exchanged(everyone)
+        assert joiner.sessions_accepted == 1 and joiner.error_count == 0, joiner.events_of("error")
+        assert list(engine.conferences) == [meeting_id]
+        assert sorted(engine.conferences[meeting_id].endpoints) == sorted(
+            p.endpoint_id for p in everyone)
+        assert focus_left(everyone) == []
+        nursery.cancel_scope.cancel()
