@@ -332,3 +332,31 @@ async def test_a_member_being_invited_at_the_kill_gets_its_session(tmp_path: Pat
             p.endpoint_id for p in everyone)
         assert focus_left(everyone) == []
         nursery.cancel_scope.cancel()
+
+
+async def test_a_conference_record_that_cannot_be_used_is_left_and_expired(tmp_path: Path) -> None:
+    """A record from another version (or damaged): that conference is not taken back; the resumed
+    session leaves its room (the clients reload) and its bridge conference is expired."""
+    async with stack(tmp_path) as (prosody, sims, focus), trio.open_nursery() as nursery:
+        engine = sims.bridges[0].engine
+        room = room_of(prosody, "unusable")
+        people = [person(prosody, room, f"{n}0ee00{n}", n) for n in range(2)]
+        for p in people:
+            await nursery.start(p.run)
+        for p in people:
+            await p.wait_for_session(DEADLINE)
+        (meeting_id,) = engine.conferences
+        await focus.signal_and_wait(signal.SIGKILL)
+        with sqlite3.connect(focus.state_file) as db:
+            (value,) = db.execute("SELECT value FROM records WHERE kind='conference'").fetchone()
+            db.execute("UPDATE records SET value=? WHERE kind='conference'",
+                       (value.replace('"format":1', '"format":99'),))
+        await focus.start()
+        await focus.wait_serving()
+        for p in people:
+            event = await p.wait_for_event("conference-failed", DEADLINE)
+            assert event.detail == FOCUS_LEFT
+        await wait_until(lambda: meeting_id not in engine.conferences, DEADLINE,
+                         "the old conference expired on the bridge")
+        assert "cannot be restored" in focus.log and "session resumed" in focus.log
+        nursery.cancel_scope.cancel()

@@ -20,6 +20,7 @@ import trio
 
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession
 from jicofo.bridge.model import Bridge
+from jicofo.conference.conference import FOCUS_NICK
 from jicofo.xmpp.errors import XMPPError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.sm import StreamManagement
@@ -122,6 +123,7 @@ class RestartKeeper:
         # brewery is joined.
         self.leftovers: list[tuple[str, str, str]] = []
         self.restored: list[Conference] = []
+        self.rooms_to_leave: list[str] = []  # rooms of records that could not be restored
         self._written: dict[str, str] = {}  # conference records as last written (skip repeats)
         self._stopped = False
         self.hook_seconds = 0.0  # in the conference hooks: snapshots, JSON and the writes
@@ -196,6 +198,7 @@ class RestartKeeper:
                 log.warning("restart store: conference %s cannot be restored (%s); expiring it",
                             room, exc)
                 self.leftovers.extend(bridge_conferences(record))
+                self.rooms_to_leave.append(room)
                 self.store.delete(CONFERENCE, room)
                 self.store.delete_kind(PARTICIPANT, room + "/")
                 continue
@@ -248,10 +251,27 @@ class RestartKeeper:
         async with trio.open_nursery() as nursery:
             if self.leftovers and brewery is not None:
                 nursery.start_soon(self._expire_leftovers, brewery, services)
+            if self.rooms_to_leave:
+                nursery.start_soon(self._leave_rooms, services)
             while True:
                 await trio.sleep(self.config.heartbeat_interval)
                 if not self._stopped:
                     self.store.heartbeat()
+
+    async def _leave_rooms(self, services: ConferenceServices) -> None:
+        """The resumed session is still in the rooms of conferences that could not be restored:
+        leave them (their members see the focus leave and reload, as after a failed resumption)."""
+        rooms, self.rooms_to_leave = self.rooms_to_leave, []
+        client = services.client
+        with trio.move_on_after(services.request_timeout):
+            await client.wait_connected()
+        for room in rooms:
+            try:
+                await client.send(client.stanza(
+                    "presence", {"to": f"{room}/{FOCUS_NICK}", "type": "unavailable"}))
+            except XMPPError as exc:
+                log.info("restart: leaving %s failed: %s", room, exc)
+        log.info("restart: left %d room(s) whose conference could not be restored", len(rooms))
 
     async def _expire_leftovers(self, brewery: Brewery, services: ConferenceServices) -> None:
         leftovers, self.leftovers = self.leftovers, []
