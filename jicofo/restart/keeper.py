@@ -214,6 +214,10 @@ class RestartKeeper:
         started = time.perf_counter()
         try:
             self._changed(conference, participant)
+        except Exception:
+            # A state the store cannot write must not end the conference: the conference goes
+            # on, and is not taken back by a new process if this one dies.
+            log.exception("restart store: conference %s could not be written", conference.room_jid)
         finally:
             self.hook_seconds += time.perf_counter() - started
             self.hook_calls += 1

@@ -229,7 +229,7 @@ class SqliteStore:
 
 
 class MemoryStore:
-    """The same interface in memory (tests, and a focus without a state file)."""
+    """The same interface in memory (for tests)."""
 
     def __init__(self) -> None:
         self.records: dict[str, Any] = {}
