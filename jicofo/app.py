@@ -216,11 +216,11 @@ async def serve(
         log.info("stopping: %s", app.stop_reason)
         with trio.move_on_after(shutdown_timeout(app)):
             await app.focus.stop_all(app.stop_reason or "the focus is shutting down")
-            if keeper is not None:
-                keeper.stopping()
             for conn in (app.component, app.service, app.client):
                 if conn is not None:
                     await conn.aclose()
+        if keeper is not None:
+            keeper.stopping()  # nothing to take back after an orderly stop, even a late one
         nursery.cancel_scope.cancel()
 
 

@@ -360,3 +360,23 @@ async def test_a_conference_record_that_cannot_be_used_is_left_and_expired(tmp_p
                          "the old conference expired on the bridge")
         assert "cannot be restored" in focus.log and "session resumed" in focus.log
         nursery.cancel_scope.cancel()
+
+
+async def test_sigterm_still_leaves_everything_and_clears_the_store(tmp_path: Path) -> None:
+    async with stack(tmp_path) as (prosody, sims, focus), trio.open_nursery() as nursery:
+        engine = sims.bridges[0].engine
+        room = room_of(prosody, "sigterm")
+        people = [person(prosody, room, f"{n}0ff00{n}", n) for n in range(2)]
+        for p in people:
+            await nursery.start(p.run)
+        for p in people:
+            await p.wait_for_session(DEADLINE)
+        assert await focus.signal_and_wait(signal.SIGTERM) == 0
+        for p in people:
+            event = await p.wait_for_event("conference-failed", DEADLINE)
+            assert event.detail == FOCUS_LEFT
+        assert engine.conferences == {}
+        with sqlite3.connect(focus.state_file) as db:
+            assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM meta WHERE key='written_at'").fetchone() == (0,)
+        nursery.cancel_scope.cancel()
