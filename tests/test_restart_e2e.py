@@ -233,6 +233,10 @@ async def _restart_keeps_the_conference(tmp_path: Path, how: str, members: int,
             assert "1 left meanwhile" in focus.log
             assert stayer.session is not None and stayer.session.sid == sids[stayer.endpoint_id]
             assert focus_left([stayer, later]) == []
+
+        # The restored conference is the focus's own: an orderly stop expires it on the bridge.
+        assert await focus.signal_and_wait(signal.SIGTERM) == 0
+        await wait_until(lambda: not engine.conferences, DEADLINE, "the conference expired")
         nursery.cancel_scope.cancel()
 
 
