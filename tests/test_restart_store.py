@@ -82,6 +82,17 @@ def test_a_corrupt_file_is_set_aside_with_one_line(tmp_path: Path,
     assert store.load() is not None
 
 
+def test_a_file_in_use_by_another_process_is_not_shared(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = SqliteStore(path)
+    first.open()
+    first.heartbeat()
+    second = SqliteStore(path)
+    assert second.open() is None and not second.enabled
+    first.close()
+    assert SqliteStore(path).open() is not None  # free again
+
+
 def test_an_unusable_path_runs_without_a_store(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

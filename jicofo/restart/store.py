@@ -12,8 +12,10 @@ focus goes on without it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -82,6 +84,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._lock: int | None = None  # flock on <path>.lock: one process per file
         self.bytes_written = 0  # of JSON and stanza text, for the figures in the README
         self.writes = 0
         self.seconds = 0.0  # spent in SQLite calls (on the trio thread)
@@ -94,6 +97,10 @@ class SqliteStore:
         """Open (creating) the file and return what it held (None: nothing usable)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._take_lock():
+                log.error("restart store %s is in use by another focus process; running without it",
+                          self.path)
+                return None
             self._db = self._connect()
             state = self._read()
         except (sqlite3.DatabaseError, ValueError) as exc:
@@ -112,6 +119,17 @@ class SqliteStore:
             self._db = None
             return None
         return state
+
+    def _take_lock(self) -> bool:
+        """The dead process's lock is gone with it (the kernel drops it), a live one's is not."""
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock = fd
+        return True
 
     def load(self) -> StoredState | None:
         if self._db is None:
@@ -226,6 +244,9 @@ class SqliteStore:
             except sqlite3.Error:
                 pass
             self._db = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
 
 class MemoryStore:
