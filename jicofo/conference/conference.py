@@ -462,6 +462,7 @@ class Conference:
                  self.av_state.summary())
         if not change.changed:
             return
+        self.persist()
         forced = self._apply_force_mutes()
         actor = _jid_or_none(message.actor)
         for media in change.enabled:

@@ -58,6 +58,7 @@ def snapshot_conference(conference: Conference) -> dict[str, Any]:
         "invite_positions": conference._invite_positions,
         "affiliation": room.affiliation if room is not None else "owner",
         "role": room.role if room is not None else "moderator",
+        "av_moderation": conference.av_state.to_json(),
         "bridges": [
             {
                 "jid": str(bridge.jid),
@@ -126,6 +127,10 @@ def restore_conference(
     conference.created_at = float(record.get("created_at") or conference.created_at)
     conference._invite_positions = {str(k): int(v) for k, v in record["invite_positions"].items()}
     conference._ever_had_member = True
+    for media, state in (record.get("av_moderation") or {}).items():
+        if media in conference.av_state._media:
+            conference.av_state._media[media].enabled = bool(state["enabled"])
+            conference.av_state._media[media].whitelist = frozenset(str(j) for j in state["whitelist"])
     room = MucRoom(services.client, conference.room_jid, FOCUS_NICK,
                    presence_extensions=[services.client.caps()])
     room.affiliation = str(record.get("affiliation", "owner"))
