@@ -67,6 +67,26 @@ def test_a_missing_file_is_created_and_holds_what_is_written(tmp_path: Path) -> 
     assert state.outbox == {"client": [(8, "<presence/>")]}
 
 
+def test_the_wal_is_checkpointed_on_demand_only(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path)
+    store.open()
+    store.heartbeat()
+    for n in range(300):
+        store.put("participant", f"r@c/{n}", {"blob": "x" * 4000})
+    wal = path.with_name(path.name + "-wal")
+    grown = wal.stat().st_size
+    assert grown > 1_000_000  # no automatic checkpoint on the writer's thread
+    assert path.stat().st_size < 100_000
+    store.checkpoint_blocking()
+    assert path.stat().st_size > 1_000_000  # now in the database file
+    store.put("participant", "r@c/again", {"blob": "y"})
+    state = SqliteStore(path)
+    store.close()
+    loaded = state.open()
+    assert loaded is not None and len(loaded.of_kind("participant")) == 301
+
+
 def test_a_corrupt_file_is_set_aside_with_one_line(tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "state.sqlite3"

@@ -261,6 +261,10 @@ class RestartKeeper:
                 await trio.sleep(self.config.heartbeat_interval)
                 if not self._stopped:
                     self.store.heartbeat()
+                    checkpoint = getattr(self.store, "checkpoint_blocking", None)
+                    if checkpoint is not None:
+                        # Abandoned on cancellation; it ends by itself (a passive checkpoint).
+                        await trio.to_thread.run_sync(checkpoint, abandon_on_cancel=True)
 
     async def _leave_rooms(self, services: ConferenceServices) -> None:
         """The resumed session is still in the rooms of conferences that could not be restored:

@@ -4,7 +4,10 @@ one for tests. See docs/restart.md for what is stored and when.
 Records are small JSON documents addressed by (kind, key); outbound stanzas the XMPP server has
 not acknowledged are kept per connection in sequence order. Every call is one short transaction on
 the calling (trio) thread: the write must be done before the stanza it describes goes out, and a
-thread hop would cost more than the write (WAL, synchronous=NORMAL: no fsync per commit).
+thread hop would cost more than the write (WAL, synchronous=NORMAL: no fsync per commit). The one
+slow thing, the WAL checkpoint (it fsyncs), is not left to SQLite's automatic checkpoint on
+whichever commit crosses the threshold: `checkpoint_blocking` runs it on its own connection, from
+a worker thread (trio.to_thread), at each heartbeat.
 
 Nothing here raises into the focus: a store that fails is switched off with one log line, and the
 focus goes on without it.
@@ -143,6 +146,7 @@ class SqliteStore:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoint_blocking, off the trio thread
         db.executescript(_SCHEMA)
         version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
@@ -223,6 +227,20 @@ class SqliteStore:
 
     def heartbeat(self) -> None:
         self._run("INSERT OR REPLACE INTO meta VALUES ('written_at', ?)", (repr(time.time()),))
+
+    def checkpoint_blocking(self) -> None:
+        """Copy the WAL into the database file (blocking: call it from a worker thread). A
+        passive checkpoint: it never waits for, nor holds up, the writer on the trio thread."""
+        if self._db is None:
+            return
+        try:
+            db = sqlite3.connect(self.path, timeout=0)
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.debug("restart store %s: checkpoint skipped: %s", self.path, exc)
 
     def clear(self) -> None:
         db = self._db
