@@ -384,3 +384,65 @@ async def test_sigterm_still_leaves_everything_and_clears_the_store(tmp_path: Pa
             assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
             assert db.execute("SELECT count(*) FROM meta WHERE key='written_at'").fetchone() == (0,)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_cascaded_conference_keeps_its_relays(tmp_path: Path) -> None:
+    """Octo: a conference on two bridges (one per region) linked by relays. After the kill and
+    the new start no relay is created again, and a member who joins afterwards is mirrored into
+    the relay on the other bridge."""
+    from .test_cascade import CASCADE, mirrored_endpoints, regions, relays_on
+
+    async with start_prosody(smacks_hibernation_time=HIBERNATION) as prosody, \
+            regions(prosody, "eu", "us") as sims, trio.open_nursery() as nursery:
+        focus = FocusProcess(prosody, tmp_path, CASCADE)
+        try:
+            await focus.start()
+            await focus.wait_serving()
+            room = room_of(prosody, "cascade")
+
+            def member(n: int, region: str) -> SimulatedParticipant:
+                xmpp = dataclasses.replace(settings_for(prosody), timeouts=PARTICIPANT_TIMEOUTS)
+                return SimulatedParticipant(ParticipantOptions(
+                    xmpp=xmpp, room=room, nick=f"{n}0ab00{n}", seed=n, region=region))
+
+            europeans = [member(0, "eu"), member(1, "eu")]
+            for p in europeans:
+                await nursery.start(p.run)
+            for p in europeans:
+                await p.wait_for_session(DEADLINE)
+            american = member(2, "us")
+            await nursery.start(american.run)
+            await american.wait_for_session(DEADLINE)
+            await sources_exchanged([*europeans, american])
+
+            async def linked() -> bool:
+                eu, us = await relays_on(sims["eu"]), await relays_on(sims["us"])
+                return mirrored_endpoints(eu, "relay-us-1") == {american.endpoint_id} and \
+                    mirrored_endpoints(us, "relay-eu-1") == {p.endpoint_id for p in europeans}
+
+            deadline = trio.current_time() + DEADLINE
+            while not await linked():
+                assert trio.current_time() < deadline, "the relays were not set up"
+                await trio.sleep(0.1)
+
+            await focus.signal_and_wait(signal.SIGKILL)
+            await trio.sleep(1.0)
+            await focus.start()
+            await focus.wait_serving()
+
+            second = member(3, "us")
+            await nursery.start(second.run)
+            await second.wait_for_session(DEADLINE)
+            everyone = [*europeans, american, second]
+            await sources_exchanged(everyone)
+            eu, us = await relays_on(sims["eu"]), await relays_on(sims["us"])
+            assert [kind for kind, _, _ in eu].count("relay-create") == 1
+            assert [kind for kind, _, _ in us].count("relay-create") == 1
+            assert mirrored_endpoints(eu, "relay-us-1") == {american.endpoint_id, second.endpoint_id}
+            assert mirrored_endpoints(us, "relay-eu-1") == {p.endpoint_id for p in europeans}
+            assert focus_left(everyone) == []
+            assert all(p.sessions_accepted == 1 for p in everyone)
+        finally:
+            with trio.CancelScope(shield=True):
+                await focus.stop()
+        nursery.cancel_scope.cancel()

@@ -719,6 +719,7 @@ class Conference:
         self._letting_go = [s for s in self._letting_go if s.created]
         self._letting_go.append(session)
         moved = [p for p in self.participants.values() if p.colibri is session]
+        self.persist()
         self._presence_changed()
         return moved
 

@@ -59,6 +59,10 @@ def snapshot_conference(conference: Conference) -> dict[str, Any]:
         "affiliation": room.affiliation if room is not None else "owner",
         "role": room.role if room is not None else "moderator",
         "av_moderation": conference.av_state.to_json(),
+        # Octo: the bridges in the mesh, in the order they joined it, each with the endpoints its
+        # relays on the others were told about.
+        "cascade": [[str(session.bridge.jid), sorted(endpoints)]
+                    for session, endpoints in conference.cascade._announced.items()],
         "bridges": [
             {
                 "jid": str(bridge.jid),
@@ -157,6 +161,10 @@ def restore_conference(
                                for ep, (a, v) in stored["force_muted"].items()}
         conference.colibri_sessions[bridge] = session
         sessions[str(bridge.jid)] = session
+
+    for jid, endpoints in record.get("cascade") or []:
+        if str(jid) in sessions:
+            conference.cascade._announced[sessions[str(jid)]] = {str(e) for e in endpoints}
 
     restored: list[tuple[Participant, dict[str, Any]]] = []
     for nick, stored in participants.items():
