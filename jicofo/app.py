@@ -25,6 +25,7 @@ from jicofo.focus import ConferenceRequestError, Focus, parse_room
 from jicofo.health import HealthChecker
 from jicofo.logs import log_context
 from jicofo.rest.api import serve_rest
+from jicofo.restart.keeper import RestartKeeper
 from jicofo.stats import FocusStats
 from jicofo.xmlns.auth_iq import LOGIN_URL, LOGOUT
 from jicofo.xmlns.conference_iq import CONFERENCE
@@ -67,6 +68,7 @@ class FocusApp:
     rest_port: int | None = None  # where the HTTP API listens, once serving
     load_redistributor: LoadRedistributor | None = None  # when bridge.load-redistribution is on
     stop_reason: str | None = None
+    keeper: RestartKeeper | None = None  # the restart store (jicofo.restart.enabled)
 
     def request_stop(self, reason: str) -> None:
         """Ask `serve` to stop in order (what SIGTERM does)."""
@@ -140,6 +142,12 @@ def build_app(config: JicofoConfig) -> FocusApp:
         version=__version__,
         auth=build_authority(config.authentication),
     )
+    keeper = RestartKeeper.open(config.restart)
+    if keeper is not None:
+        services.state_hook = keeper
+        keeper.attach_client(client, "client")
+        if service is not None:
+            keeper.attach_client(service, "service")
     focus = Focus(services)
     if brewery is not None:
         brewery.add_listener(focus.on_bridge_event)
@@ -154,7 +162,9 @@ def build_app(config: JicofoConfig) -> FocusApp:
     client.set_default_handlers(message=focus.route_component_message)
     for tag in MUTE_TAGS:
         client.add_iq_router(tag, focus.route_mute, types=("set",))
-    return FocusApp(config, client, service, component, brewery, services, focus)
+    app = FocusApp(config, client, service, component, brewery, services, focus)
+    app.keeper = keeper
+    return app
 
 
 async def serve(
@@ -167,14 +177,26 @@ async def serve(
     `task_status.started(app)` once the connections are up, the brewery is joined and
     conference requests are being answered."""
     async with trio.open_nursery() as nursery:
+        keeper = app.keeper
+        restored = keeper.restore(app.services, app.brewery) if keeper is not None else []
+        if restored:
+            # Routed before the resumed session delivers what the server queued for us.
+            await nursery.start(app.focus.run)
+            for conference in restored:
+                app.focus.adopt(conference)
         await nursery.start(app.client.run)
         log.info("xmpp client connected as %s", app.client.jid)
+        if restored:
+            nursery.start_soon(app.focus.discover_components)
         if app.service is not None:
             await nursery.start(app.service.run)
             log.info("xmpp service connection up as %s", app.service.jid)
-        await nursery.start(app.focus.run)
+        if not restored:
+            await nursery.start(app.focus.run)
         if app.brewery is not None:
             await nursery.start(app.brewery.run)
+        if keeper is not None:
+            await nursery.start(keeper.run, app.brewery, app.services)
         if app.component is not None:
             await nursery.start(app.component.run)
             log.info("component %s connected", app.config.xmpp.component.jid)
@@ -203,6 +225,8 @@ async def serve(
             for conn in (app.component, app.service, app.client):
                 if conn is not None:
                     await conn.aclose()
+        if keeper is not None:
+            keeper.stopping()  # nothing to take back after an orderly stop, even a late one
         nursery.cancel_scope.cancel()
 
 

@@ -7,7 +7,8 @@
 Secrets belong in the environment (JICOFO_SECRET, JICOFO_AUTH_PASSWORD) or the config file, not
 in flags that show in process listings. SIGTERM/SIGINT stop in order: rooms are left and bridge
 endpoints expired (bounded), then the process exits 0 (a second one stops at once). SIGHUP
-reopens the log files (after logrotate moved them).
+reopens the log files (after logrotate moved them). SIGUSR1, with jicofo.restart enabled, exits at
+once with 75 keeping every conference for the next start (docs/restart.md).
 
 Logging: `--log-level`, `--log-format text|json` (JSON lines for log shippers), `--log-file PATH`
 (else stderr) and `--packet-log [PATH]` (every stanza in and out of each XMPP connection, secrets
@@ -123,6 +124,24 @@ async def run(config: JicofoConfig) -> None:
         nursery.cancel_scope.cancel()
 
 
+EXIT_KEEP_CONFERENCES = 75  # EX_TEMPFAIL: systemd's Restart=on-failure starts us again
+
+
+def keep_conferences_exit(app: FocusApp) -> None:
+    """SIGUSR1 (docs/restart.md): exit now, leaving every room and bridge endpoint as it is, for
+    the next process to take back within Prosody's hibernation window. Without the restart store
+    it is ignored: the conferences could not be taken back."""
+    if app.keeper is None:
+        log.warning("SIGUSR1: jicofo.restart is not enabled; ignored (SIGTERM stops in order)")
+        return
+    app.keeper.keep_for_restart()
+    log.warning("SIGUSR1: exiting, keeping %d conference(s) for the next start",
+                len(app.focus.conferences))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_KEEP_CONFERENCES)
+
+
 class _Signals:
     """The one task that receives signals, from before startup until the focus has stopped.
     SIGHUP reopens the log files. SIGTERM/SIGINT stop in order once the focus serves (rooms left,
@@ -134,13 +153,16 @@ class _Signals:
         self.serving = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                       signal.SIGUSR1) as signals:
             task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
                     if not reopen_log_files():
                         log.info("SIGHUP: no log files to reopen")
+                elif signum == signal.SIGUSR1:
+                    keep_conferences_exit(self.app)
                 elif self.serving and not self.app.stop_requested.is_set():
                     self.app.request_stop(f"signal {name}")
                 else:

@@ -389,6 +389,13 @@ class Focus:
         self._nursery.start_soon(self._run_conference, conference)
         return conference
 
+    def adopt(self, conference: Conference) -> None:
+        """Run a conference rebuilt from the restart store (it resumes rather than joins)."""
+        if self._nursery is None:
+            raise RuntimeError("the focus is not running")
+        self.conferences[conference.room_jid] = conference
+        self._nursery.start_soon(self._run_conference, conference)
+
     async def _run_conference(self, conference: Conference) -> None:
         try:
             await conference.run()

@@ -177,6 +177,7 @@ class Brewery:
         self._nursery: trio.Nursery | None = None
         self._room: MucRoom | None = None
         self._joined_now = trio.Event()  # set (and replaced) at each successful join
+        self._adopted: set[Bridge] = set()  # from the restart store, no presence seen yet
 
     # ----- public API ----------------------------------------------------------------------------
 
@@ -189,6 +190,16 @@ class Brewery:
         the server refuses IQs to the bridges' occupant JIDs, Colibri2 expires included."""
         while not self.joined:
             await self._joined_now.wait()
+
+    def adopt(self, jid: JID) -> Bridge:
+        """A bridge a conference restored from the restart store uses, known before its
+        presence: kept if it is in the brewery when the focus is back in, removed otherwise."""
+        bridge = self.bridges.get(jid)
+        if bridge is None:
+            bridge = self.bridges[jid] = Bridge(jid, self.config)
+            self._watches[bridge] = _Watch()
+            self._adopted.add(bridge)
+        return bridge
 
     def add_listener(self, callback: BridgeListener) -> None:
         self._listeners.append(callback)
@@ -240,6 +251,8 @@ class Brewery:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await self._join(room)
+                if self._adopted:
+                    self._settle(room)
                 task_status.started()
                 await self._consume(room)
                 nursery.cancel_scope.cancel()
@@ -320,6 +333,13 @@ class Brewery:
         now = self.clock()
         jid = self.jid.with_resource(occupant.nick)
         bridge = self.bridges.get(jid)
+        if bridge is not None and bridge in self._adopted:
+            # Restored: now with its presence, it is watched and announced like a new one.
+            self._adopted.discard(bridge)
+            del self.bridges[jid]
+            self._watches.pop(bridge, None)
+            self._add(jid, stats, now, bridge)
+            return
         if bridge is None:
             self._add(jid, stats, now)
             return
@@ -332,8 +352,8 @@ class Brewery:
             log.info("bridge %s: shutting down", bridge.nickname)
             self._emit(BridgeShuttingDown(bridge))
 
-    def _add(self, jid: JID, stats: BridgeStats, now: float) -> None:
-        bridge = Bridge(jid, self.config)
+    def _add(self, jid: JID, stats: BridgeStats, now: float, bridge: Bridge | None = None) -> None:
+        bridge = bridge if bridge is not None else Bridge(jid, self.config)
         bridge.update_stats(stats, now)
         self.bridges[jid] = bridge
         watch = self._watches[bridge] = _Watch()
@@ -352,6 +372,7 @@ class Brewery:
         if self.bridges.get(bridge.jid) is not bridge:
             return
         del self.bridges[bridge.jid]
+        self._adopted.discard(bridge)
         bridge.removed = True
         watch = self._watches.pop(bridge, None)
         if watch is not None and watch.scope is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
@@ -155,6 +155,8 @@ class Conference:
         self.has_breakout_rooms: Callable[[], bool] = lambda: False
         # Who is made owner (roles.py): authenticated members, or auto-owner, or nobody.
         self.roles: RoleStrategy | None = None
+        # Set for a conference rebuilt from the restart store: `run` resumes it instead of joining.
+        self.resume: Callable[[Conference, trio.Nursery], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -172,7 +174,11 @@ class Conference:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    await self._join()
+                    if self.resume is not None:
+                        await self.resume(self, nursery)
+                    else:
+                        await self._join()
+                        self.persist()
                     # Tasks inherit the context they are started from: everything from here on
                     # logs with the room and its meeting id.
                     with log_context(meeting_id=self.meeting_id):
@@ -187,7 +193,14 @@ class Conference:
                 self._nursery = None
                 with trio.CancelScope(shield=True):
                     await self._cleanup()
+                if self.services.state_hook is not None:
+                    self.services.state_hook.conference_gone(self)
                 self.stopped.set()
+
+    def persist(self, participant: Participant | None = None) -> None:
+        """The restart store's hook: this conference (and `participant`) changed."""
+        if self.services.state_hook is not None:
+            self.services.state_hook.changed(self, participant)
 
     def stop(self, reason: str) -> None:
         """End the conference (from any task of the process)."""
@@ -434,6 +447,8 @@ class Conference:
         if participant.colibri is not None:
             participant.colibri.expire_endpoint(participant.endpoint_id)
             self.endpoint_released(participant, participant.colibri)
+        if self.services.state_hook is not None:
+            self.services.state_hook.member_gone(self, participant.endpoint_id)
         if not self.participants:
             if is_switch_room(occupant.presence) or self.has_breakout_rooms():
                 # Members moving to (or between) breakout rooms: wait for them, as upstream.
@@ -531,6 +546,7 @@ class Conference:
                  self.av_state.summary())
         if not change.changed:
             return
+        self.persist()
         forced = self._apply_force_mutes()
         actor = _jid_or_none(message.actor)
         for media in change.enabled:
@@ -699,6 +715,7 @@ class Conference:
             await self._nursery.start(self._run_colibri, session, scope)
             log.info("conference %s: using bridge %s (session %s)", self.room_jid, bridge.nickname,
                      session.id)
+            self.persist()
             self._presence_changed()
         return session
 
@@ -794,6 +811,7 @@ class Conference:
         self._letting_go = [s for s in self._letting_go if s.created]
         self._letting_go.append(session)
         moved = [p for p in self.participants.values() if p.colibri is session]
+        self.persist()
         self._presence_changed()
         return moved
 

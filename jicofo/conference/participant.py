@@ -367,6 +367,7 @@ class Participant:
                     action=action,
                 )
                 self.signaled = signaled
+                conference.persist(self)
                 try:
                     await client.request(client.iq("set", self.occupant_jid, offer.to_element()),
                                          timeout=conference.services.request_timeout)
@@ -468,6 +469,7 @@ class Participant:
             self.conference.endpoint_released(self, self.colibri)
         self.colibri = None
         self.allocation = None
+        self.conference.persist(self)
 
     # ----- incoming Jingle --------------------------------------------------------------------
 
@@ -527,6 +529,16 @@ class Participant:
         except ValueError as exc:
             raise SourceValidationError("bad-request", str(exc)) from None
 
+    def _already_have(self, jingle: JingleIQ) -> bool:
+        """Every source `jingle` carries is already this member's (a stanza redelivered after
+        the focus restarted: handling it again would refuse the member's own sources)."""
+        try:
+            offered = self._sources_in(jingle)
+        except SourceValidationError:
+            return False
+        own = self.sources.ssrcs
+        return all(s.ssrc in own for s in offered.sources)
+
     @staticmethod
     def _transport_in(jingle: JingleIQ) -> IceUdpTransport | None:
         for content in jingle.contents:
@@ -546,6 +558,8 @@ class Participant:
 
     async def _on_session_accept(self, session: JingleSession, jingle: JingleIQ) -> None:
         if session.state is not SessionState.PENDING:
+            if session.state is SessionState.ACTIVE and self._already_have(jingle):
+                return  # redelivered after a restart of the focus: already handled
             raise StanzaError("bad-request", "session already accepted")
         try:
             accepted = self._sources_in(jingle)
@@ -563,6 +577,7 @@ class Participant:
         self.conference.add_sources(self, added)
         session.colibri.update_endpoint(self.endpoint_id, transport=transport, sources=self.sources,
                                         initial_last_n=self._initial_last_n_in(jingle))
+        self.conference.persist(self)
         log.info("%s: session accepted with %d source(s)", self, len(added.sources))
         # Anything that changed while the offer was out goes now.
         self._sources_dirty.set()
@@ -589,6 +604,7 @@ class Participant:
         session.state = SessionState.ACTIVE
         session.colibri.update_endpoint(self.endpoint_id, transport=transport, sources=self.sources,
                                         initial_last_n=self._initial_last_n_in(jingle))
+        self.conference.persist(self)
         log.info("%s: transport accepted (%d new source(s))", self, len(added.sources))
         self._sources_dirty.set()
 
@@ -607,24 +623,27 @@ class Participant:
     async def _on_source_add(self, session: JingleSession, jingle: JingleIQ) -> None:
         try:
             wanted = self._sources_in(jingle)
-            if not wanted:
-                return
+            if not wanted or self._already_have(jingle):
+                return  # nothing, or redelivered after a restart of the focus
             added = validate_add(self.conference.sources, self.endpoint_id, wanted,
                                  self.conference.source_limits)
         except SourceValidationError as err:
             raise StanzaError(err.condition, str(err)) from None
         self.conference.add_sources(self, added)
+        self.conference.persist(self)
         session.colibri.update_endpoint(self.endpoint_id, sources=self.sources)
 
     async def _on_source_remove(self, session: JingleSession, jingle: JingleIQ) -> None:
         try:
             unwanted = self._sources_in(jingle)
-            if not unwanted:
-                return
+            own = self.sources.ssrcs
+            if not unwanted or not any(s.ssrc in own for s in unwanted.sources):
+                return  # nothing, or redelivered after a restart of the focus
             removed = validate_remove(self.conference.sources, self.endpoint_id, unwanted)
         except SourceValidationError as err:
             raise StanzaError(err.condition, str(err)) from None
         self.conference.remove_sources(self, removed)
+        self.conference.persist(self)
         session.colibri.update_endpoint(self.endpoint_id, sources=self.sources)
 
     async def _on_session_terminate(self, session: JingleSession, jingle: JingleIQ) -> None:
@@ -758,6 +777,8 @@ class Participant:
         desired = self._desired_sources()
         change = diff(self.signaled, desired)
         self.signaled = desired
+        if change.remove or change.add:
+            self.conference.persist(self)
         for action, sources in ((Action.SOURCE_REMOVE, change.remove), (Action.SOURCE_ADD, change.add)):
             if sources:
                 await self._signal(session, action, sources)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -24,6 +24,20 @@ if TYPE_CHECKING:
     from jicofo.bridge.model import Bridge
     from jicofo.bridge.selector import BridgeSelector
 
+    from .conference import Conference
+    from .participant import Participant
+
+
+class ConferenceStateHook(Protocol):
+    """Told where a conference's state changes, so that a new process can take it back
+    (jicofo.restart). Called synchronously, before the stanza that shows the change goes out."""
+
+    def changed(self, conference: Conference, participant: Participant | None = None) -> None: ...
+
+    def member_gone(self, conference: Conference, endpoint_id: str) -> None: ...
+
+    def conference_gone(self, conference: Conference) -> None: ...
+
 
 @dataclass
 class ConferenceServices:
@@ -37,6 +51,7 @@ class ConferenceServices:
     version: str = "0.1.0"
     clock: Callable[[], float] | None = None
     auth: AuthAuthority | None = None  # jicofo.authentication (None: off)
+    state_hook: ConferenceStateHook | None = None  # the restart store, when enabled
 
     @property
     def request_timeout(self) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pyhocon import ConfigTree
 
+from jicofo.restart.config import read_restart
+
 from .codecs import read_codecs
 from .model import (
     AuthenticationConfig,
@@ -65,6 +67,7 @@ def build_config(tree: ConfigTree) -> JicofoConfig:
         local_region=root.optional_string("local-region"),
         sctp_enabled=sctp_enabled,
         metrics_update_interval=root.child("metrics").duration("update-interval"),
+        restart=read_restart(root.child("restart")),
     )
 
 

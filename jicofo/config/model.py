@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from jicofo.restart.config import RestartConfig
+
 
 class ConfigError(Exception):
     """A bad or missing setting. The message is one line naming the key; it never holds a secret."""
@@ -360,3 +362,4 @@ class JicofoConfig:
     local_region: str | None
     sctp_enabled: bool
     metrics_update_interval: float
+    restart: RestartConfig = field(default_factory=RestartConfig)

@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "unhealthy-bridge, graceful-bridge, drop-focus-connection "
                                        "(its XMPP session ends for good, --local), "
                                        "cut-focus-connection (TCP reset, resumable, --local), "
-                                       "kill-focus[:SHARD] (SIGKILL of a shard's focus, --local).")
+                                       "kill-focus[:SHARD] (SIGKILL of a shard's focus, --local), "
+                                       "restart-focus (SIGKILL and a new start 1 s later, --local).")
     s = p.add_argument_group("scenario (flags override --scenario FILE)")
     s.add_argument("--scenario", type=Path, help="HOCON or JSON file with the knobs below (long names)")
     s.add_argument("--name", help="a name for the report")
@@ -177,12 +178,13 @@ def _focus_extra(pairs: Sequence[str]) -> dict[str, Any]:
 async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIterator[Target]:
     if args.local:
         proxy = any(f.kind == "cut-focus-connection" for f in scenario.faults)
+        restartable = any(f.kind == "restart-focus" for f in scenario.faults)
         async with local_stack(scenario.bridges, shards=args.shards, proxy_focus=proxy,
                                focus_log_level=args.focus_log_level,
                                focus_packet_log=args.focus_packet_log,
                                bridge_stats_on_change=args.bridge_stats_on_change,
                                focus_extra=_focus_extra(args.focus_config),
-                               keep_logs=args.keep_logs) as target:
+                               keep_logs=args.keep_logs, restartable_focus=restartable) as target:
             yield target
         return
     if not args.domain or not (args.xmpp_host or args.websocket_url):

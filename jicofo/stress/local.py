@@ -47,6 +47,8 @@ PARTICIPANT_TIMEOUTS = Timeouts(connect=15, negotiation=20, request=15, ping_int
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 MAX_SHARDS = 4
+RESTART_HIBERNATION = 60  # Prosody's smacks_hibernation_time with restart-focus (docker-jitsi-meet)
+RESTART_DELAY = 1.0  # between the kill and the new start
 _SECRET_KEYS = ("jicofo.xmpp.client.password", "jicofo.xmpp.component.secret")
 
 
@@ -66,6 +68,8 @@ class Target:
     focus_rest: tuple[str, int] | None = None
     focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
     end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
+    # restart-focus: SIGKILL the focus, start it again; returns seconds until it serves again.
+    restart_focus: Callable[[], Awaitable[float]] | None = None
     pids: Mapping[str, int] | None = None  # process name -> pid, for /proc figures
     # Room -> the settings a participant of that room connects with (HAProxy routes by room).
     participant_settings_for: Callable[[str], ClientSettings] | None = None
@@ -158,17 +162,30 @@ async def local_stack(
     prosody_log_level: str = "warn",
     focus_extra: Mapping[str, Any] | None = None,
     keep_logs: Path | None = None,
+    restartable_focus: bool = False,
 ) -> AsyncIterator[Target]:
     """Prosody, our focus (child process) and `bridges` simulated bridges (one child process),
     until the block ends; everything is stopped in order and bounded. With `shards` > 1: that many
     Prosody + focus pairs with HAProxy in front (participants connect over WebSocket through it,
-    a room always lands on one shard) and the same bridges in every shard's brewery."""
+    a room always lands on one shard) and the same bridges in every shard's brewery.
+    `restartable_focus`: the (first shard's) focus keeps its conferences in a state file
+    (jicofo.restart) and Prosody hibernates sessions for 60 s, so that `Target.restart_focus` can
+    kill it and start it again."""
     if not 1 <= shards <= MAX_SHARDS:
         raise StackError(f"shards: between 1 and {MAX_SHARDS}")
     workdir = Path(tempfile.mkdtemp(prefix="jicofo-stress-")) if keep_logs is None else keep_logs
     workdir.mkdir(parents=True, exist_ok=True)
+    extra = {"jicofo.rest.debug.enabled": True, "jicofo.rest.prometheus.enabled": True,
+             **(focus_extra or {})}
+    first_extra = dict(extra)
+    if restartable_focus:
+        first_extra.setdefault("jicofo.restart.enabled", True)
+        first_extra.setdefault("jicofo.restart.state-file", str(workdir / "focus-state.sqlite3"))
+        first_extra.setdefault("jicofo.restart.max-age", f"{RESTART_HIBERNATION} seconds")
+    hibernation = RESTART_HIBERNATION if restartable_focus else 10
     async with AsyncExitStack() as stack:
-        prosodies = [await stack.enter_async_context(start_prosody(log_level=prosody_log_level))
+        prosodies = [await stack.enter_async_context(
+                         start_prosody(log_level=prosody_log_level, smacks_hibernation_time=hibernation))
                      for _ in range(shards)]
         nursery = await stack.enter_async_context(trio.open_nursery())
         proxy: TcpProxy | None = None
@@ -187,15 +204,33 @@ async def local_stack(
                 shard_dir = workdir if shards == 1 else workdir / f"shard{number}"
                 shard_dir.mkdir(exist_ok=True)
                 rest_port = free_port()
-                extra = {"jicofo.rest.debug.enabled": True, "jicofo.rest.prometheus.enabled": True,
-                         **(focus_extra or {})}
                 process = await _start_focus(prosody, shard_dir, rest_port,
-                                             proxy if number == 1 else None, focus_log_level, extra,
+                                             proxy if number == 1 else None, focus_log_level,
+                                             first_extra if number == 1 else extra,
                                              packet_log=focus_packet_log)
                 focus_processes.append(process)
                 await _wait_focus_ready(process, prosody, shard_dir)
                 shard_list.append(Shard(number, prosody, process, ("127.0.0.1", rest_port)))
             first = prosodies[0]
+            first_shard = shard_list[0]
+            first_dir = workdir if shards == 1 else workdir / "shard1"
+
+            async def restart_focus() -> float:
+                """SIGKILL the first shard's focus and start it again after RESTART_DELAY, on the
+                same config and state file; returns the time from the kill to serving again."""
+                killed_at = trio.current_time()
+                first_shard.kill_focus()
+                with trio.move_on_after(5):
+                    await first_shard.focus_process.wait()
+                await trio.sleep(RESTART_DELAY)
+                os.replace(first_dir / "focus.log", first_dir / f"focus-before-{int(killed_at)}.log")
+                process = await _start_focus(first, first_dir, first_shard.focus_rest[1], proxy,
+                                             focus_log_level, first_extra, packet_log=focus_packet_log)
+                first_shard.focus_process = process
+                focus_processes[0] = process
+                await _wait_focus_ready(process, first, first_dir)
+                return trio.current_time() - killed_at
+
             settings_for: Callable[[str], ClientSettings] | None = None
             if shards == 1:
                 pids = {"focus": focus_processes[0].pid, "prosody": first.pid}
@@ -230,6 +265,7 @@ async def local_stack(
                 focus_rest=shard_list[0].focus_rest,
                 focus_proxy=proxy,
                 end_focus_session=lambda: end_session(focus_session_settings(first)),
+                restart_focus=restart_focus if restartable_focus else None,
                 pids=pids,
                 shards=tuple(shard_list),
             )

@@ -215,6 +215,12 @@ def render_text(report: Mapping[str, Any]) -> str:
                          f"{reload['back_in_session']}/{fault['affected']}, not back {reload['not_back']}")
             if reload["back_after"]["count"]:
                 lines.append(_latency_line("  back in session after the fault", reload["back_after"]))
+        if fault.get("noticed"):
+            noticed = fault["noticed"]
+            lines.append(f"  noticed the restart: {noticed['noticed']}/{noticed['participants']} (saw the "
+                         f"focus leave {noticed['saw_focus_leave']}, lost the session "
+                         f"{noticed['lost_session']}, IQ refused {noticed['iq_refused']}); the focus "
+                         f"served again {fault['served_again_after_ms']:.0f} ms after the kill")
         if "bystanders" in fault:
             lines.append(f"  shard {fault['shard']}: {fault['rooms_on_shard']} room(s); participants of the "
                          f"other shards: {fault['bystanders']}, of whom {fault['bystanders_noticed']} "

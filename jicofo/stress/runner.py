@@ -328,7 +328,8 @@ class Runner:
         if slot.wake.is_set():
             return  # leaving anyway
         slot.focus_left_at = trio.current_time()
-        if not any(f.kind in ("drop-focus-connection", "kill-focus") and f.applied_at <= slot.focus_left_at
+        if not any(f.kind in ("drop-focus-connection", "kill-focus", "restart-focus")
+                   and f.applied_at <= slot.focus_left_at
                    and (f.kind != "kill-focus" or person.endpoint_id not in f.bystanders)
                    for f in self.faults):
             self.runner_errors.append("the focus left the room without a fault that explains it")
@@ -554,6 +555,13 @@ class Runner:
                 raise RuntimeError("drop-focus-connection needs --local (the focus's account)")
             record.affected = self._in_session_sids()
             await end()
+            return
+        if kind == "restart-focus":
+            restart = self.target.restart_focus
+            if restart is None:
+                raise RuntimeError("restart-focus needs --local (the focus as our child process)")
+            record.affected = self._in_session_sids()
+            record.detail["served_again_after_ms"] = round(await restart() * 1000, 1)
             return
         api = self.target.bridge_api
         if api is None:
@@ -865,20 +873,50 @@ class Runner:
         if record.kind == "kill-focus":
             out["bystanders"] = len(record.bystanders)
             out["bystanders_noticed"] = sum(1 for ep in record.bystanders if self._noticed(ep, record))
+        if record.kind == "restart-focus":
+            out["noticed"] = self._noticed_report(record)
         return out
 
+    @staticmethod
+    def _lost_session(person: SimulatedParticipant, record: FaultRecord, old_sid: str | None) -> bool:
+        """The focus ended or replaced the participant's Jingle session after the fault."""
+        return any(e.time >= record.applied_at and e.direction == "in" and (
+            e.kind == "session-terminate" or (e.kind == "session-initiate" and e.sid != old_sid))
+            for e in person.events)
+
     def _noticed(self, endpoint: str, record: FaultRecord) -> bool:
-        """Whether a participant saw a fault: the focus left its room, or its session was replaced
-        or ended by the focus after the fault."""
+        """kill-focus, for a participant of another shard: whether it saw anything (the focus
+        leaving its room, its session ended or replaced)."""
         slot = self.by_endpoint.get(endpoint)
         if slot is None:
             return False
         if slot.focus_left_at is not None and slot.focus_left_at >= record.applied_at:
             return True
-        old_sid = record.bystanders.get(endpoint)
-        return any(e.time >= record.applied_at and e.direction == "in"
-                   and (e.kind == "session-terminate" or (e.kind == "session-initiate" and e.sid != old_sid))
-                   for e in slot.person.events)
+        return self._lost_session(slot.person, record, record.bystanders.get(endpoint))
+
+    def _noticed_report(self, record: FaultRecord) -> dict[str, Any]:
+        """restart-focus: of the participants in session at the kill, those that noticed: saw the
+        focus leave, lost their Jingle session (a terminate or a new offer), or had an IQ refused."""
+        left = lost = refused = 0
+        noticed: list[str] = []
+        for endpoint, old_sid in record.affected.items():
+            slot = self.by_endpoint.get(endpoint)
+            if slot is None:
+                continue
+            person = slot.person
+            saw_leave = any(e.kind == "focus-left" and e.time >= record.applied_at
+                            for e in person.events)
+            lost_session = self._lost_session(person, record, old_sid)
+            had_refusal = any(e.kind == "error-answer" and e.time >= record.applied_at
+                              for e in person.events)
+            left += saw_leave
+            lost += lost_session
+            refused += had_refusal
+            if saw_leave or lost_session or had_refusal:
+                noticed.append(endpoint)
+        return {"participants": len(record.affected), "noticed": len(noticed),
+                "saw_focus_leave": left, "lost_session": lost, "iq_refused": refused,
+                "noticed_endpoints": noticed[:20]}
 
     def _reload_report(self, record: FaultRecord) -> dict[str, Any]:
         """For the participants in session at the fault: how many pages reloaded, how many are

@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("kill-bridge", "unhealthy-bridge", "graceful-bridge", "drop-focus-connection",
-               "cut-focus-connection", "kill-focus")
-FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection", "kill-focus")  # need no bridges
+               "cut-focus-connection", "kill-focus", "restart-focus")
+# Need no bridges. kill-focus: SIGKILL a shard's focus; restart-focus: SIGKILL the local focus and
+# start it again 1 s later (issue 14).
+FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection", "kill-focus", "restart-focus")
 
 # Upper bounds of every knob: the runner is a load generator, not a denial-of-service tool.
 LIMITS = {

@@ -17,6 +17,7 @@ import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
 import trio
@@ -56,6 +57,13 @@ IqHandler = Callable[[Element], Awaitable[Element | None]]
 IqRouter = Callable[[Element], None]
 StanzaCallback = Callable[[Element], None]
 SessionCallback = Callable[[bool], None]
+
+# Holding back our XEP-0198 ack for unanswered IQ requests keeps stanzas in Prosody's queue
+# (smacks_max_queue_size, 500 by default; past it the session cannot resume): bounded in time and
+# in how far behind the ack may stay.
+UNANSWERED_HOLD = 2.0
+MAX_HELD_BACK = 200
+MAX_UNANSWERED_TRACKED = 5000
 
 _RECOVERABLE = (
     TransportError,
@@ -439,6 +447,12 @@ class BaseXMPPConnection:
         return delay * random.uniform(0.5, 1.0)
 
 
+class SessionJournal(Protocol):
+    """Told when a new (not resumed) session is up; attaches itself to its stream management."""
+
+    def new_session(self, jid: JID, sm: StreamManagement | None) -> None: ...
+
+
 class XMPPClient(BaseXMPPConnection):
     """A c2s client with STARTTLS/WebSocket, SASL, XEP-0198 resumption, keepalive and reconnect."""
 
@@ -451,8 +465,20 @@ class XMPPClient(BaseXMPPConnection):
         self.settings = settings
         self.sm: StreamManagement | None = None
         self.sessions = 0
+        # Keeps what a new process needs to resume the session (jicofo.restart), if set.
+        self.session_journal: SessionJournal | None = None
+        # With a journal: IQ requests received and not answered yet -> (their inbound count, when).
+        # Our <a/> (and the journal) stays below the oldest, so that a new process started after a
+        # crash gets it again; after UNANSWERED_HOLD seconds it counts as handled anyway.
+        self._unanswered: dict[tuple[str, str], tuple[int, float]] = {}
         # None: send no presence of our own (MUC joins carry theirs); see announce_presence.
         self._presence_to: tuple[JID, ...] | None = None
+
+    def resume_from(self, sm: StreamManagement, jid: JID) -> None:
+        """Before `run`: try to resume `sm` (rebuilt by a new process from its store), bound to
+        `jid`, instead of binding a new session."""
+        self.sm = sm
+        self.jid = jid
 
     def announce_presence(self, *directed_to: JID) -> None:
         """Make every new session (not a resumed one: the server still has our presence) start
@@ -530,6 +556,10 @@ class XMPPClient(BaseXMPPConnection):
                             self.name, len(lost))
             self._fail_pending()
             self.sm = session.sm
+            if self.session_journal is not None:
+                self.session_journal.new_session(session.jid, self.sm)
+        elif self.sm is not None:
+            self.sm.checkpoint()
         self.jid = session.jid
         self._channel = session.channel
         self.sessions += 1
@@ -603,6 +633,9 @@ class XMPPClient(BaseXMPPConnection):
                 return
             if self.sm is not None and is_counted(el):
                 self.sm.count_inbound()
+                if self.session_journal is not None and local_name(el.tag) == "iq" \
+                        and el.get("type") in ("get", "set"):
+                    self._note_request(el)
             self._dispatch(el)
         elif isinstance(event, StanzaRejected):
             if self.sm is not None and is_counted_tag(event.tag):
@@ -611,10 +644,52 @@ class XMPPClient(BaseXMPPConnection):
         elif isinstance(event, (Features, StreamOpened)):
             log.debug("%s: ignoring %s after negotiation", self.name, type(event).__name__)
 
+    async def reply(self, iq: Element, payload: Element | None = None) -> None:
+        self._unanswered.pop((iq.get("from", ""), iq.get("id", "")), None)
+        await super().reply(iq, payload)
+
+    async def reply_error(self, stanza: Element, error: StanzaError) -> None:
+        self._unanswered.pop((stanza.get("from", ""), stanza.get("id", "")), None)
+        await super().reply_error(stanza, error)
+
+    def _note_request(self, el: Element) -> None:
+        assert self.sm is not None
+        now = trio.current_time()
+        if len(self._unanswered) >= MAX_UNANSWERED_TRACKED:
+            self._expire_unanswered(now)
+            while len(self._unanswered) >= MAX_UNANSWERED_TRACKED:
+                self._unanswered.pop(next(iter(self._unanswered)))
+        self._unanswered[(el.get("from", ""), el.get("id", ""))] = (self.sm.inbound, now)
+
+    def _expire_unanswered(self, now: float) -> None:
+        for key, (_, at) in list(self._unanswered.items()):
+            if now - at > UNANSWERED_HOLD:
+                del self._unanswered[key]
+
+    def _handled_count(self) -> int:
+        """What to acknowledge: everything counted, except from the oldest IQ request still
+        unanswered on (only with a journal; see _unanswered)."""
+        assert self.sm is not None
+        self._expire_unanswered(trio.current_time())
+        if not self._unanswered:
+            return self.sm.inbound
+        oldest = min(seq for seq, _ in self._unanswered.values())
+        if (self.sm.inbound - oldest) % 2**32 > MAX_HELD_BACK:
+            self._unanswered.clear()  # too far behind: the queue on the server must stay short
+            return self.sm.inbound
+        handled = oldest - 1
+        if self.sm.handled is not None and (handled - self.sm.handled) % 2**32 > 2**31:
+            handled = self.sm.handled  # never less than we said before
+        return handled % 2**32
+
     async def _handle_sm(self, channel: Channel, el: Element) -> None:
         assert self.sm is not None
         if el.tag == f"{{{NS_SM}}}r":
-            await channel.send(element(f"{{{NS_SM}}}a", {"h": str(self.sm.inbound)}))
+            h = self.sm.inbound
+            if self.session_journal is not None:
+                h = self.sm.handled = self._handled_count()
+            self.sm.checkpoint()  # the store must never say less than we acknowledge
+            await channel.send(element(f"{{{NS_SM}}}a", {"h": str(h)}))
         elif el.tag == f"{{{NS_SM}}}a":
             try:
                 self.sm.acknowledge(int(el.get("h", "")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from .errors import XMPPError
@@ -26,6 +27,16 @@ def is_counted_tag(tag: str) -> bool:
     return tag.rsplit("}", 1)[-1] in _COUNTED and tag.startswith(("{jabber:client}", "{jabber:server}"))
 
 
+class SmJournal(Protocol):
+    """Told about every change a new process would need to resume the session (restart store)."""
+
+    def sent(self, seq: int, el: Element) -> None: ...
+
+    def acked(self, h: int) -> None: ...
+
+    def checkpoint(self, sm: StreamManagement) -> None: ...
+
+
 @dataclass
 class StreamManagement:
     """One stream-management session, which may outlive several TCP connections by resumption.
@@ -42,12 +53,28 @@ class StreamManagement:
     outbound: int = 0
     _unacked: deque[tuple[int, Element]] = field(default_factory=deque)
     _since_request: int = 0
+    journal: SmJournal | None = None
+    # What the last <a/> said we handled, when the client acknowledges less than it has counted
+    # (IQ requests not answered yet: a new process must get them again).
+    handled: int | None = None
+    # Rebuilt from a store by a new process: stanzas the old one sent after its last journal
+    # write may have reached the server, so a resume may acknowledge more than we know of.
+    restored: bool = False
+
+    def checkpoint(self) -> None:
+        """Let the journal write the counters (before an <a/> says what we have handled)."""
+        if self.journal is not None:
+            self.journal.checkpoint(self)
+
+    def restore_unacked(self, items: list[tuple[int, Element]]) -> None:
+        self._unacked.extend(items)
 
     def enabled(self, sm_id: str | None, resumable: bool, location: str | None) -> None:
         self.id = sm_id
         self.resumable = resumable and bool(sm_id)
         self.location = location
         self.inbound = 0
+        self.handled = None
 
     def reset(self) -> None:
         """The session is gone (resumption failed or was not possible): forget everything."""
@@ -76,6 +103,8 @@ class StreamManagement:
             )
         self.outbound = (self.outbound + 1) % _MOD
         self._unacked.append((self.outbound, el))
+        if self.journal is not None:
+            self.journal.sent(self.outbound, el)
         self._since_request += 1
         if self._since_request >= self.ack_request_every:
             self._since_request = 0
@@ -85,13 +114,23 @@ class StreamManagement:
     def acknowledge(self, h: int) -> None:
         """Drop every queued stanza the peer has confirmed (h is the count it has handled)."""
         behind = (self.outbound - h) % _MOD
+        if behind > len(self._unacked) and self.restored and behind > _MOD // 2:
+            # Ahead of what the store knew: the old process sent these before it died.
+            self.outbound = h % _MOD
+            self._unacked.clear()
+            behind = 0
+            if self.journal is not None:
+                self.journal.acked(h)
         if behind > len(self._unacked):
             raise StreamManagementError(
                 f"peer acknowledged h={h}, but only {self.outbound} stanzas were sent "
                 f"and {len(self._unacked)} are unacknowledged"
             )
+        dropped = len(self._unacked) > behind
         while len(self._unacked) > behind:
             self._unacked.popleft()
+        if dropped and self.journal is not None:
+            self.journal.acked(h)
 
     def unacked(self) -> list[Element]:
         return [el for _, el in self._unacked]
@@ -103,4 +142,5 @@ class StreamManagement:
     def resumed(self, h: int) -> list[Element]:
         """After <resumed h=.../>: drop what the peer got; the rest must be sent again, in order."""
         self.acknowledge(h)
+        self.restored = False
         return self.unacked()
