@@ -33,7 +33,7 @@ from jicofo.stress.local import focus_config_text, free_port
 from jicofo.testing.prosody import ProsodyInstance, prosody_available, start_prosody
 from jicofo.testing.sessions import end_session
 from jicofo.testing.stack import focus_overrides, simulated_bridges
-from jicofo.testing.waiting import wait_until
+from jicofo.testing.waiting import wait_until, wait_until_async
 from jicofo.xmpp.settings import Timeouts
 
 from .test_bridge_failures import sources_exchanged
@@ -300,8 +300,13 @@ async def test_a_refused_resumption_falls_back_to_a_clean_start(tmp_path: Path) 
             assert event.detail == FOCUS_LEFT
         await wait_until(lambda: meeting_id not in engine.conferences, DEADLINE,
                          "the old conference expired on the bridge")
-        stats = await focus.stats()
-        assert stats is not None and stats["conferences"] == 0
+
+        async def no_conference() -> bool:
+            stats = await focus.stats()
+            return stats is not None and stats["conferences"] == 0
+
+        # The bridge conference is expired while the stopped conference is being let go.
+        await wait_until_async(no_conference, DEADLINE, "/stats without the stopped conference")
         assert "session established" in focus.log
         nursery.cancel_scope.cancel()
 
