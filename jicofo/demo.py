@@ -61,11 +61,12 @@ async def run_demo(conferences: int, people: int, bridges: int, hold: float) -> 
             async with running_focus(focus_config(prosody, DEMO_CONFIG)) as app:
                 say(f"focus up as {app.client.jid}; component {app.config.xmpp.component.jid} "
                     "takes conference requests")
-                await wait_until(lambda: app.brewery is not None
-                                 and len(app.brewery.operational_bridges()) >= bridges, 10, "bridges")
+                brewery = app.brewery
+                assert brewery is not None
+                await wait_until(lambda: len(brewery.operational_bridges()) >= bridges, 10, "bridges")
                 say("focus sees bridges: " + ", ".join(
                     f"{b.nickname} (stress {b.stress:.2f}, region {b.region or '-'})"
-                    for b in app.brewery.operational_bridges()))
+                    for b in brewery.operational_bridges()))
                 await _calls(prosody, app, regions, say, conferences, people, hold)
             say("focus stopped: rooms left, endpoints expired")
         say("bridges stopped")
@@ -106,6 +107,7 @@ async def _calls(prosody: Any, app: Any, regions: dict[str, Bridges], say: Print
         for room, person in everyone:
             for other_room, other in everyone:
                 if other_room == room and other is not person:
+                    assert other.endpoint_id is not None  # in session
                     await person.wait_for_remote_sources(other.endpoint_id, 15)
         say("every participant sees the sources of everyone else in its conference")
         for conference in app.focus.conferences.values():
@@ -115,16 +117,18 @@ async def _calls(prosody: Any, app: Any, regions: dict[str, Bridges], say: Print
                 relays = 0
                 for sims in regions.values():
                     log = await get_json("127.0.0.1", sims.http_port, "/requests")
-                    relays += sum(1 for e in log if e["kind"] == "relay-create")  # type: ignore[union-attr]
+                    relays += sum(1 for e in log if e["kind"] == "relay-create")
                 say(f"{conference.room_jid} spans {names}: a cascade, {relays} relay(s) created and "
                     "their transports exchanged")
 
         sharer = everyone[0][1]
         watcher = next(p for r, p in everyone if r == everyone[0][0] and p is not sharer)
-        before = len(watcher.remote_sources_of(sharer.endpoint_id).sources)
+        sharer_id = sharer.endpoint_id
+        assert sharer_id is not None  # in session
+        before = len(watcher.remote_sources_of(sharer_id).sources)
         name = await sharer.add_source("desktop")
         await watcher.wait_for(
-            lambda: len(watcher.remote_sources_of(sharer.endpoint_id).sources) > before, 10, "share")
+            lambda: len(watcher.remote_sources_of(sharer_id).sources) > before, 10, "share")
         say(f"{sharer.endpoint_id} shares its screen ({name}); {watcher.endpoint_id} got the source-add")
         await sharer.remove_source(name)
 
@@ -151,7 +155,7 @@ async def _calls(prosody: Any, app: Any, regions: dict[str, Bridges], say: Print
             for bridge in sims.bridges:
                 log = await get_json("127.0.0.1", sims.http_port, f"/bridges/{bridge.nickname}/requests")
                 kinds: dict[str, int] = {}
-                for entry in log:  # type: ignore[union-attr]
+                for entry in log:
                     kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
                 say(f"colibri2 requests {bridge.nickname} received: "
                     + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"))

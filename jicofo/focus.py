@@ -15,6 +15,7 @@ import trio
 
 from jicofo.auth import AuthRefused, AuthSession
 from jicofo.auth.authority import AuthRequest
+from jicofo.bridge.brewery import BridgeEvent
 from jicofo.conference.conference import Conference
 from jicofo.conference.mute import MuteResult
 from jicofo.conference.services import ConferenceServices
@@ -580,7 +581,7 @@ class Focus:
 
     # ----- bridges ------------------------------------------------------------------------------
 
-    def on_bridge_event(self, event: object) -> None:
+    def on_bridge_event(self, event: BridgeEvent) -> None:
         """Every conference gets the event, whatever another one does with it."""
         for conference in list(self.conferences.values()):
             with contain_stanza(None, f"bridge event {type(event).__name__}", room=conference.room_jid):

@@ -177,10 +177,10 @@ def configure_logging(
     formatter = make_formatter(fmt)
     root = logging.getLogger()
     packets = logging.getLogger(PACKET_LOGGER)
-    for handler in _installed:
-        root.removeHandler(handler)
-        packets.removeHandler(handler)
-        handler.close()
+    for old in _installed:
+        root.removeHandler(old)
+        packets.removeHandler(old)
+        old.close()
     _installed.clear()
 
     handler: logging.Handler

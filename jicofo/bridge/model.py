@@ -64,16 +64,26 @@ class StatsLike(Protocol):
     """What `update_stats` reads: `jicofo.xmlns.colibri_stats.BridgeStats` or anything with these
     attributes (None: not in the presence)."""
 
-    stress_level: float | None
-    average_participant_stress: float | None
-    drain: bool | None
-    graceful_shutdown: bool | None
-    shutting_down: bool | None
-    healthy: bool | None
-    version: str | None
-    release: str | None
-    region: str | None
-    relay_id: str | None
+    @property
+    def stress_level(self) -> float | None: ...
+    @property
+    def average_participant_stress(self) -> float | None: ...
+    @property
+    def drain(self) -> bool | None: ...
+    @property
+    def graceful_shutdown(self) -> bool | None: ...
+    @property
+    def shutting_down(self) -> bool | None: ...
+    @property
+    def healthy(self) -> bool | None: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def release(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def relay_id(self) -> str | None: ...
 
 
 class Bridge:

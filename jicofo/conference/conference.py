@@ -79,6 +79,7 @@ from .sources import ConferenceSourceMap, EndpointSourceSet, SourceLimits
 
 if TYPE_CHECKING:
     from jicofo.bridge.model import Bridge
+    from jicofo.stats import FocusStats
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Conference:
         return f"<Conference {self.room_jid}>"
 
     @property
-    def stats(self):  # type: ignore[no-untyped-def]
+    def stats(self) -> FocusStats:
         return self.services.stats
 
     # ----- lifecycle --------------------------------------------------------------------------

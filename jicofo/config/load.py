@@ -182,7 +182,7 @@ _pyhocon_environment_lock = threading.Lock()
 def _pyhocon_environment(environ: Mapping[str, str]) -> Iterator[None]:
     with _pyhocon_environment_lock:
         original = _pyhocon_parser.os
-        _pyhocon_parser.os = _OsWithEnvironment(environ)  # type: ignore[assignment]
+        _pyhocon_parser.os = _OsWithEnvironment(environ)
         try:
             yield
         finally:

@@ -26,7 +26,7 @@ def to_client_settings(cfg: XmppConnectionConfig, ca_file: Path | None = None,
     logs in the same way; the file says it is for loopback only). No password: SASL ANONYMOUS."""
     if cfg.domain is None:
         raise ConfigError(f"jicofo.xmpp.{cfg.name}.domain: required but not set")
-    return ClientSettings(
+    settings = ClientSettings(
         domain=cfg.domain,
         username=None if cfg.anonymous else cfg.username,
         password=cfg.password,
@@ -39,8 +39,10 @@ def to_client_settings(cfg: XmppConnectionConfig, ca_file: Path | None = None,
         websocket_url=cfg.websocket_url,
         timeouts=replace(Timeouts(), request=cfg.reply_timeout),
         limits=parser_limits(limits),
-        **({} if limits is None else {"max_outgoing_stanza_bytes": limits.client_max_outgoing_size}),
     )
+    if limits is not None:
+        settings = replace(settings, max_outgoing_stanza_bytes=limits.client_max_outgoing_size)
+    return settings
 
 
 def to_component_settings(cfg: ComponentConfig, reply_timeout: float = 15.0,

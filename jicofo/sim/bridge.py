@@ -8,6 +8,7 @@ sharing one engine, as real bridges do.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -146,9 +147,9 @@ class SimulatedBridge:
                 client.features.update({NS_HEALTH, "urn:xmpp:jingle:apps:dtls:0",
                                         "urn:xmpp:jingle:transports:ice-udp:1", NS_VERSION})
                 client.add_iq_router(f"{{{NS_COLIBRI2}}}conference-modify",
-                                     lambda iq, c=client: self._on_colibri(c, iq))
+                                     functools.partial(self._on_colibri, client))
                 client.add_iq_router(f"{{{NS_HEALTH}}}healthcheck",
-                                     lambda iq, c=client: self._on_health(c, iq))
+                                     functools.partial(self._on_health, client))
                 client.add_iq_handler(f"{{{NS_VERSION}}}query", self._on_version, types=("get",))
                 for name in ("graceful-shutdown", "force-shutdown"):
                     client.add_iq_handler(f"{{{NS_COLIBRI}}}{name}", self._unsupported)

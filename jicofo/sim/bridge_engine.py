@@ -484,7 +484,7 @@ class BridgeEngine:
         sctp: bool = True,
         generation: int | None = None,
     ) -> c2.Transport:
-        urls = ()
+        urls: tuple[str, ...] = ()
         if self.identity.websockets_on:
             urls = (self._ws_url("colibri-ws", conference.internal_id, endpoint.id, endpoint.ws_pwd),)
         ice = IceUdpTransport(
@@ -618,7 +618,7 @@ class BridgeEngine:
                 existing.stats_id = endpoint.stats_id
 
     def _relay_transport(self, conference: ConferenceState, relay: RelayState) -> c2.Transport:
-        urls = ()
+        urls: tuple[str, ...] = ()
         if self.identity.websockets_on and relay.sctp_role is None:
             urls = (self._ws_url("colibri-relay-ws", conference.internal_id, relay.id, relay.ws_pwd),)
         ice = IceUdpTransport(

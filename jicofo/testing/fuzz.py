@@ -119,7 +119,7 @@ class _ErrorLog(logging.Handler):
         super().__init__(logging.ERROR)
         self.records: list[logging.LogRecord] = []
 
-    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(("jicofo.sim", "jicofo.testing")):
             return False
         return not record.getMessage().startswith("anonymous@")

@@ -97,7 +97,8 @@ class Case:
 
     def describe(self, limit: int = 600) -> str:
         """The case as it would be written (cut to `limit` characters), for reports."""
-        text = self.raw.decode("utf-8", "replace") if self.raw is not None else serialize(self.stanza)
+        text = self.raw.decode("utf-8", "replace") if self.raw is not None \
+            else serialize(self.stanza) if self.stanza is not None else ""
         if len(text) > limit:
             text = f"{text[: limit // 2]} ...[{len(text)} chars]... {text[-limit // 4 :]}"
         where = f"raw->{self.raw_to}" if self.raw is not None else self.address
@@ -622,7 +623,7 @@ def _el_json_message() -> st.SearchStrategy[Element]:
     return json_texts.map(lambda t: _el(qn(NS_JITMEET, "json-message"), text=t))
 
 
-TYPES = {
+TYPES: dict[str, list[str | None]] = {
     "iq": ["get", "set", "result", "error", "", "bogus"],
     "message": [None, "chat", "groupchat", "normal", "headline", "error", "bogus"],
     "presence": [None, None, "unavailable", "subscribe", "probe", "error", "bogus"],

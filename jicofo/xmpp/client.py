@@ -510,7 +510,7 @@ class XMPPClient(BaseXMPPConnection):
         called once the first session is up. On the first attempt, errors that retrying cannot
         fix (`XMPPError.permanent`: refused login, untrusted certificate, no STARTTLS) are raised;
         network failures are retried with backoff."""
-        fatal: XMPPError | None = None
+        fatal: Exception | None = None
         attempt = 0
         with trio.CancelScope() as run_scope:
             self._run_scope = run_scope

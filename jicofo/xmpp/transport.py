@@ -99,9 +99,10 @@ class TcpTransport(Transport):
 
     async def receive(self) -> bytes:
         try:
-            return await self._stream.receive_some(RECEIVE_CHUNK)
+            data = await self._stream.receive_some(RECEIVE_CHUNK)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise TransportError(f"receive failed: {exc}") from exc
+        return data if isinstance(data, bytes) else bytes(data)
 
     async def starttls(self, tls: TlsSettings, server_hostname: str) -> None:
         if self.tls_active:
