@@ -3,6 +3,7 @@ the XMPP connections, the bridge brewery, the conference registry, and the HTTP 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from jicofo.bridge.brewery import Brewery
 from jicofo.bridge.load_redistribution import LoadRedistributor
 from jicofo.bridge.load_redistribution import run as run_load_redistribution
 from jicofo.bridge.selector import BridgeSelector
+from jicofo.conference.jibri_iq import handle_jibri_iq
 from jicofo.conference.moves import move_from_bridge
 from jicofo.conference.offer import OfferConfig
 from jicofo.conference.services import ConferenceServices
@@ -22,10 +24,12 @@ from jicofo.config.model import JicofoConfig, XmppConnectionName
 from jicofo.config.xmpp_settings import to_client_settings, to_component_settings
 from jicofo.focus import ConferenceRequestError, Focus, parse_room
 from jicofo.health import HealthChecker
+from jicofo.jibri.setup import JibriSetup, build_jibri
 from jicofo.logs import log_context
 from jicofo.rest.api import serve_rest
 from jicofo.stats import FocusStats
 from jicofo.xmlns.conference_iq import CONFERENCE
+from jicofo.xmlns.jibri import JIBRI
 from jicofo.xmlns.jingle import JINGLE
 from jicofo.xmlns.mute import MUTE_TAGS
 from jicofo.xmpp.caps import Identity
@@ -65,6 +69,7 @@ class FocusApp:
     rest_port: int | None = None  # where the HTTP API listens, once serving
     load_redistributor: LoadRedistributor | None = None  # when bridge.load-redistribution is on
     stop_reason: str | None = None
+    jibri: JibriSetup | None = None  # when a Jibri or SIP-Jibri brewery is configured
 
     def request_stop(self, reason: str) -> None:
         """Ask `serve` to stop in order (what SIGTERM does)."""
@@ -137,6 +142,8 @@ def build_app(config: JicofoConfig) -> FocusApp:
         offer_config=OfferConfig.from_codec_config(config.codec),
         version=__version__,
     )
+    jibri = build_jibri(config, client, service)
+    services.jibri = jibri.services if jibri is not None else None
     focus = Focus(services)
     if brewery is not None:
         brewery.add_listener(focus.on_bridge_event)
@@ -148,7 +155,9 @@ def build_app(config: JicofoConfig) -> FocusApp:
     client.set_default_handlers(message=focus.route_component_message)
     for tag in MUTE_TAGS:
         client.add_iq_router(tag, focus.route_mute, types=("set",))
-    return FocusApp(config, client, service, component, brewery, services, focus)
+    for conn in {id(c): c for c in (client, jibri.connection if jibri else None) if c}.values():
+        conn.add_iq_handler(JIBRI, functools.partial(handle_jibri_iq, focus.conferences), types=("set",))
+    return FocusApp(config, client, service, component, brewery, services, focus, jibri=jibri)
 
 
 async def serve(
@@ -169,6 +178,8 @@ async def serve(
         await nursery.start(app.focus.run)
         if app.brewery is not None:
             await nursery.start(app.brewery.run)
+        if app.jibri is not None:
+            await app.jibri.run(nursery)
         if app.component is not None:
             await nursery.start(app.component.run)
             log.info("component %s connected", app.config.xmpp.component.jid)

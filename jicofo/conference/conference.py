@@ -30,6 +30,7 @@ from jicofo.bridge.brewery import (
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
 from jicofo.bridge.selector import RecentAdditions
 from jicofo.config.model import ReinviteMethod
+from jicofo.jibri.conference_jibri import ConferenceJibri
 from jicofo.logs import log_context
 from jicofo.xmlns.component_message import AvModerationMessage, RoomMetadata, RoomMetadataMessage
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
@@ -61,6 +62,7 @@ from jicofo.xmpp.muc import (
 
 from .av_moderation import AvModerationState
 from .cascade import Cascade
+from .gateways import is_gateway_member
 from .mute import (
     AvModeration,
     MuteDecision,
@@ -137,6 +139,8 @@ class Conference:
         # The number of participants invited when each member was first invited (itself
         # included): what start muted counts, as upstream.
         self._invite_positions: dict[str, int] = {}
+        # Recording, streaming and SIP calls through Jibri (jicofo/jibri/), while running.
+        self.jibri: ConferenceJibri | None = None
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -154,6 +158,11 @@ class Conference:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    if self.services.jibri is not None:
+                        rtcstats = self.properties.get("rtcstatsEnabled", "true").lower() != "false"
+                        self.jibri = ConferenceJibri(self.services.jibri, self.room_jid, nursery,
+                                                     presence_changed=self._presence_changed,
+                                                     rtcstats_enabled=rtcstats)
                     await self._join()
                     # Tasks inherit the context they are started from: everything from here on
                     # logs with the room and its meeting id.
@@ -217,6 +226,8 @@ class Conference:
         ]
         if self._bridge_not_available:
             extensions.append(bridge_not_available())
+        if self.jibri is not None:
+            extensions.extend(self.jibri.presence_extensions())
         return extensions
 
     async def _publish_presence(self) -> None:
@@ -235,6 +246,8 @@ class Conference:
         """Expire the bridge conferences and leave the room, within a bounded time. Sessions
         that were being let go (their expire queued, their task cancelled with the conference)
         are expired here too."""
+        if self.jibri is not None:
+            self.jibri.shutdown()
         sessions = list(self.colibri_sessions.values())
         sessions += [s for s in self._letting_go if s.created and s not in sessions]
         brewery = self.services.brewery
@@ -331,7 +344,15 @@ class Conference:
     def _is_gateway(self, occupant: Occupant) -> bool:
         participant = self.participants.get(occupant.nick)
         features = participant.presence.features if participant is not None else frozenset()
-        return FEATURE_JIBRI in features or FEATURE_JIGASI in features
+        return is_gateway_member(occupant, features, self.services.config.xmpp.trusted_domains) is not None
+
+    def jibri_requester(self, nick: str | None) -> tuple[bool, bool | None]:
+        """For a Jibri request from occupant `nick`: (a member?, a moderator? None: role unknown)."""
+        participant = self.participants.get(nick) if nick is not None else None
+        if participant is None:
+            return False, None
+        occupant = participant.occupant
+        return True, occupant.role == "moderator" or occupant.affiliation in ("owner", "admin")
 
     def _member_joined(self, occupant: Occupant) -> None:
         if occupant.nick in self.participants:
@@ -508,12 +529,13 @@ class Conference:
             return None
         occupant = participant.occupant
         features = participant.presence.features
+        gateway = is_gateway_member(occupant, features, self.services.config.xmpp.trusted_domains)
         return MuteMember(
             nick=participant.endpoint_id,
             moderator=occupant.role == "moderator" or occupant.affiliation in ("owner", "admin"),
             visitor=occupant.role == "visitor",
-            jibri=FEATURE_JIBRI in features,
-            jigasi=FEATURE_JIGASI in features,
+            jibri=gateway == FEATURE_JIBRI,
+            jigasi=gateway == FEATURE_JIGASI,
             audio_mute_support=participant.features is not None
             and FEATURE_AUDIO_MUTE in participant.features,
         )

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from jicofo.bridge.brewery import Brewery
     from jicofo.bridge.model import Bridge
     from jicofo.bridge.selector import BridgeSelector
+    from jicofo.jibri.conference_jibri import JibriServices
+    from jicofo.jigasi.service import JigasiServices
 
 
 @dataclass
@@ -35,6 +37,8 @@ class ConferenceServices:
     stats: FocusStats = field(default_factory=FocusStats)
     version: str = "0.1.0"
     clock: Callable[[], float] | None = None
+    jibri: JibriServices | None = None  # when a Jibri or SIP-Jibri brewery is configured
+    jigasi: JigasiServices | None = None  # when a Jigasi brewery is configured
 
     @property
     def request_timeout(self) -> float:
