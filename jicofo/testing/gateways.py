@@ -1,0 +1,64 @@
+"""Simulated Jibris (and Jigasis) on a test Prosody, with their control API: for the end-to-end
+tests, the demo and the stress runner."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from jicofo.http.server import HttpServer
+from jicofo.sim.jibri import SimulatedJibri
+from jicofo.sim.jibri_cli import build_router
+from jicofo.testing.prosody import ProsodyInstance
+from jicofo.xmpp.jid import JID
+from jicofo.xmpp.settings import ClientSettings, TlsMode
+from jicofo.xmpp.transport import TlsSettings
+
+
+def jibri_brewery(prosody: ProsodyInstance, sip: bool = False) -> str:
+    return f"{'jibrisipbrewery' if sip else 'jibribrewery'}@{prosody.internal_muc_domain}"
+
+
+@dataclass
+class Jibris:
+    jibris: list[SimulatedJibri]
+    http_port: int
+    brewery: str
+
+    def by_nick(self, nick: str) -> SimulatedJibri:
+        return next(j for j in self.jibris if j.nickname == nick)
+
+
+@asynccontextmanager
+async def simulated_jibris(prosody: ProsodyInstance, count: int = 1, *, sip: bool = False,
+                           prefix: str | None = None, user: str = "jibri") -> AsyncIterator[Jibris]:
+    """`count` Jibris logged in as `user` on the auth domain (registered here), in the Jibri
+    brewery (the SIP one with `sip`)."""
+    password = secrets.token_hex(8)
+    await prosody.register(user, prosody.auth_domain, password)
+    prefix = prefix or ("sipjibri-" if sip else "jibri-")
+    brewery = jibri_brewery(prosody, sip)
+    jibris = [
+        SimulatedJibri(
+            ClientSettings(domain=prosody.auth_domain, username=user, password=password,
+                           resource=f"{prefix}{n}", host=prosody.ip, port=prosody.c2s_port,
+                           tls=TlsMode.DISABLED, tls_settings=TlsSettings(ca_file=prosody.ca_file),
+                           allow_plain_without_tls=True),
+            JID.parse(brewery), f"{prefix}{n}", sip=sip)
+        for n in range(1, count + 1)
+    ]
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(HttpServer(build_router(jibris)).serve)
+        for jibri in jibris:
+            await nursery.start(jibri.run)
+        try:
+            yield Jibris(jibris, port, brewery)
+        finally:
+            with trio.CancelScope(shield=True):
+                for jibri in jibris:
+                    await jibri.stop()
+            nursery.cancel_scope.cancel()

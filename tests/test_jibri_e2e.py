@@ -1,0 +1,262 @@
+"""Recording, live streaming and their failures end to end: a real Prosody, our focus, simulated
+bridges, simulated participants and `jicofo-jibri-sim` instances. Everything asserted is what
+crosses the wire: the answers members get, the focus's presence they see, the IQs the Jibris
+receive (their request logs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import pytest
+import trio
+
+from jicofo.app import FocusApp
+from jicofo.http.client import get_json, post_json
+from jicofo.sim.participant import SimulatedParticipant
+from jicofo.testing.gateways import Jibris, jibri_brewery, simulated_jibris
+from jicofo.testing.prosody import ProsodyInstance
+from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
+from jicofo.testing.waiting import wait_until
+from jicofo.xmpp.errors import StanzaError
+from jicofo.xmpp.jid import JID
+from jicofo.xmpp.xml import element, qn
+
+from .test_focus_e2e import participants, room_of, wait_bridges
+from .test_mute import moderator_ready
+
+NS_JIBRI = "http://jitsi.org/protocol/jibri"
+
+
+def jibri_config(prosody: ProsodyInstance, jibris: Jibris | None, **extra: Any) -> dict[str, Any]:
+    config = {
+        "jicofo.jibri.brewery-jid": jibris.brewery if jibris else jibri_brewery(prosody),
+        "jicofo.xmpp.trusted-domains": [prosody.auth_domain],
+    }
+    config.update(extra)
+    return config
+
+
+@asynccontextmanager
+async def stack(prosody: ProsodyInstance, jibri_count: int, room: str, members: int = 2,
+                **extra: Any) -> AsyncIterator[tuple[FocusApp, Jibris, list[SimulatedParticipant]]]:
+    async with simulated_bridges(prosody, 1), simulated_jibris(prosody, max(jibri_count, 1)) as jibris:
+        if jibri_count == 0:
+            for jibri in jibris.jibris:
+                await jibri.stop()
+        config = focus_config(prosody, jibri_config(prosody, jibris, **extra))
+        async with running_focus(config) as app:
+            await wait_bridges(app)
+            detector = app.jibri.services.recorders if app.jibri else None
+            assert detector is not None
+            await wait_until(lambda: detector.count() == jibri_count, 10, "the jibris")
+            async with participants(prosody, room, members) as people:
+                await moderator_ready(app, room, people)
+                yield app, jibris, people
+
+
+async def ask(person: SimulatedParticipant, **attrs: str) -> Element:
+    """A `<jibri>` IQ from `person` to the focus's occupant JID; the answer's payload (or an
+    empty `<jibri>` for an empty result). StanzaError for an error answer."""
+    iq = person.client.iq("set", person.focus_muc_jid, element(qn(NS_JIBRI, "jibri"), attrs))
+    answer = await person.client.request(iq, timeout=20)
+    payload = answer.find(qn(NS_JIBRI, "jibri"))
+    return payload if payload is not None else element(qn(NS_JIBRI, "jibri"))
+
+
+async def refused(person: SimulatedParticipant, **attrs: str) -> str:
+    with pytest.raises(StanzaError) as caught:
+        await ask(person, **attrs)
+    return caught.value.condition
+
+
+def focus_status(person: SimulatedParticipant) -> dict[str, str] | None:
+    """The `<jibri-recording-status>` in the focus's presence, as this member sees it."""
+    assert person.room is not None
+    focus = person.room.occupants.get("focus")
+    status = focus.presence.find(qn(NS_JIBRI, "jibri-recording-status")) if focus else None
+    return dict(status.attrib) if status is not None else None
+
+
+async def wait_status(person: SimulatedParticipant, status: str, **attrs: str) -> dict[str, str]:
+    def matches() -> bool:
+        seen = focus_status(person)
+        return seen is not None and seen.get("status") == status and all(
+            seen.get(k) == v for k, v in attrs.items())
+    await wait_until(matches, 15, f"recording status {status} {attrs}")
+    seen = focus_status(person)
+    assert seen is not None
+    return seen
+
+
+async def jibri_log(jibris: Jibris, nick: str) -> list[dict[str, Any]]:
+    result = await get_json("127.0.0.1", jibris.http_port, f"/jibris/{nick}/requests")
+    assert isinstance(result, list)
+    return [r for r in result if "action" in r]
+
+
+async def control(jibris: Jibris, nick: str, path: str, body: Any = None) -> Any:
+    return await post_json("127.0.0.1", jibris.http_port, f"/jibris/{nick}/{path}", body)
+
+
+async def test_a_moderator_records_to_a_file_and_stops(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "rec")
+    async with stack(prosody, 1, room) as (app, jibris, (mod, guest)):
+        mod_jid = str(JID.parse(room).with_resource(mod.endpoint_id or ""))
+        # A member who is not a moderator is refused, and no Jibri hears of it.
+        assert await refused(guest, action="start", recording_mode="file") == "not-allowed"
+        assert await jibri_log(jibris, "jibri-1") == []
+        # Validation as upstream: file takes no stream id; stop without a session.
+        assert await refused(mod, action="start", recording_mode="file", streamid="k") == "bad-request"
+        assert await refused(mod, action="stop") == "item-not-found"
+        assert await refused(mod) == "bad-request"
+        assert focus_status(mod) is None
+
+        answer = await ask(mod, action="start", recording_mode="file", app_data='{"a":1}')
+        session_id = answer.get("session_id")
+        assert session_id
+        [start] = await jibri_log(jibris, "jibri-1")
+        assert (start["action"], start["recording_mode"], start["session_id"], start["room"],
+                start["app_data"], start["streamid"], start["rtcstats_enabled"]) == \
+            ("start", "file", session_id, room, '{"a":1}', None, "false")  # as the members asked
+        on = await wait_status(guest, "on", session_id=session_id)
+        assert (on["recording_mode"], on["initiator"]) == ("file", mod_jid)
+        assert "failure_reason" not in on
+        # The recorder joined the room; on a trusted domain it is a Jibri: never made owner.
+        conference = app.focus.conferences[JID.parse(room)]
+        await wait_until(lambda: any(n.startswith("jibri-1") for n in conference.participants), 10,
+                         "the recorder in the room")
+        # A second start: unexpected-request.
+        assert await refused(mod, action="start", recording_mode="file") == "unexpected-request"
+        # Stop: an empty result, OFF published at once with the stopper, stop sent to the Jibri.
+        answer = await ask(mod, action="stop")
+        assert answer.attrib == {}
+        off = await wait_status(guest, "off", session_id=session_id)
+        assert off["initiator"] == mod_jid and "failure_reason" not in off
+        await wait_until(lambda: len(jibris.by_nick("jibri-1").requests) >= 3, 10, "stop at the jibri")
+        stops = [r for r in await jibri_log(jibris, "jibri-1") if r["action"] == "stop"]
+        assert [s["session_id"] for s in stops] == [session_id]
+        assert app.jibri is not None and app.jibri.services.stats.failures == {}
+
+
+async def test_live_streaming_needs_a_stream_id(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "stream")
+    async with stack(prosody, 1, room) as (app, jibris, (mod, guest)):
+        assert await refused(mod, action="start", recording_mode="stream") == "bad-request"
+        answer = await ask(mod, action="start", recording_mode="stream", streamid="rtmp://x/key",
+                           you_tube_broadcast_id="b1")
+        [start] = await jibri_log(jibris, "jibri-1")
+        assert (start["recording_mode"], start["streamid"], start["you_tube_broadcast_id"]) == \
+            ("stream", "rtmp://x/key", "b1")
+        on = await wait_status(guest, "on", session_id=answer.get("session_id") or "")
+        assert on["recording_mode"] == "stream"
+        # The Jibri ends the stream itself: OFF, no failure, no initiator.
+        await control(jibris, "jibri-1", "finish")
+        off = await wait_status(guest, "off")
+        assert "failure_reason" not in off and "initiator" not in off
+
+
+async def test_no_jibri_and_all_busy(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "nojibri")
+    async with stack(prosody, 0, room) as (app, jibris, (mod, _guest)):
+        assert await refused(mod, action="start", recording_mode="file") == "service-unavailable"
+    room2 = room_of(prosody, "busyjibri")
+    async with stack(prosody, 1, room2) as (app, jibris, (mod, guest)):
+        await control(jibris, "jibri-1", "health", {"healthy": False})
+        detector = app.jibri.services.recorders if app.jibri else None
+        assert detector is not None
+        await wait_until(lambda: detector.available_count() == 0, 10, "the jibri unhealthy")
+        assert await refused(mod, action="start", recording_mode="file") == "resource-constraint"
+        assert await jibri_log(jibris, "jibri-1") == []
+        assert focus_status(guest) is None
+        assert app.jibri is not None and app.jibri.services.stats.no_instance_failures == 1
+
+
+async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "retry")
+    async with stack(prosody, 2, room, **{"jicofo.jibri.pending-timeout": "2 seconds"}) \
+            as (app, jibris, (mod, guest)):
+        first, second = jibris.jibris
+
+        async def started_on() -> tuple[str, str]:
+            answer = await ask(mod, action="start", recording_mode="file")
+            sid = answer.get("session_id") or ""
+            await wait_status(guest, "on", session_id=sid)
+            busy = [j.nickname for j in jibris.jibris if j.session is not None]
+            assert len(busy) == 1
+            return sid, busy[0]
+
+        # 1. The Jibri in use fails and asks for a retry: the same session moves to the other one,
+        #    and the members never see it stop.
+        sid, nick = await started_on()
+        other = second.nickname if nick == first.nickname else first.nickname
+        seen: list[dict[str, str] | None] = []
+        async with trio.open_nursery() as watch:
+            async def record() -> None:
+                while True:
+                    seen.append(focus_status(guest))
+                    await trio.sleep(0.01)
+            watch.start_soon(record)
+            await control(jibris, nick, "fail", {"should_retry": True})
+            await wait_until(lambda: jibris.by_nick(other).session is not None
+                             and jibris.by_nick(other).session.status == "on", 15, "moved")  # type: ignore[union-attr]
+            await trio.sleep(0.3)
+            watch.cancel_scope.cancel()
+        assert all(s is not None and s["status"] == "on" for s in seen), seen
+        moved = [r for r in await jibri_log(jibris, other) if r["action"] == "start"]
+        assert [m["session_id"] for m in moved] == [sid]
+        # 2. A failure without retry is published as it is.
+        await control(jibris, other, "fail", {"should_retry": False})
+        off = await wait_status(guest, "off", session_id=sid)
+        assert off["failure_reason"] == "error"
+        assert app.jibri is not None
+        assert sum(app.jibri.services.stats.failures.values()) == 1
+
+        # 3. A Jibri that crashes mid-recording: the session moves on.
+        for j in jibris.jibris:
+            j.requests.clear()
+        sid, nick = await started_on()
+        other = second.nickname if nick == first.nickname else first.nickname
+        await control(jibris, nick, "crash")
+        await wait_until(lambda: any(r.get("action") == "start" and r["session_id"] == sid
+                                     for r in jibris.by_nick(other).requests), 20, "restarted")
+        await wait_status(guest, "on", session_id=sid)
+        await ask(mod, action="stop")
+        await wait_status(guest, "off", session_id=sid)
+
+
+async def test_busy_answers_and_the_pending_timeout(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "pending")
+    async with stack(prosody, 2, room, **{"jicofo.jibri.pending-timeout": "2 seconds"}) \
+            as (app, jibris, (mod, guest)):
+        # Every Jibri answers busy: each is tried (and marked failed), then none is left to select:
+        # resource-constraint, as upstream (internal-server-error only once num-retries is spent).
+        for j in jibris.jibris:
+            await control(jibris, j.nickname, "faults", {"start": "busy"})
+        assert await refused(mod, action="start", recording_mode="file") == "resource-constraint"
+        assert [len(await jibri_log(jibris, j.nickname)) for j in jibris.jibris] == [1, 1]
+        assert focus_status(guest) is None
+        # Failed instances wait a minute before being chosen again: none is selectable now.
+        assert await refused(mod, action="start", recording_mode="file") == "resource-constraint"
+        detector = app.jibri.services.recorders if app.jibri else None
+        assert detector is not None
+        for instance in detector.instances.values():  # (what a minute would do)
+            instance.last_failed = float("-inf")
+        # One Jibri stays pending forever: after the pending timeout it gets stop, and the
+        # session starts on the other one.
+        for j in jibris.jibris:
+            j.requests.clear()
+        await control(jibris, "jibri-1", "faults", {"start": "pending"})
+        await control(jibris, "jibri-2", "faults", {"start": "pending"})
+        await trio.sleep(0.25)  # and the 200 ms reselection guard
+        answer = await ask(mod, action="start", recording_mode="file")
+        sid = answer.get("session_id") or ""
+        [stuck] = [j for j in jibris.jibris if j.requests]
+        other = next(j for j in jibris.jibris if j is not stuck)
+        await control(jibris, other.nickname, "faults", {"start": "ok"})
+        await wait_until(lambda: any(r.get("action") == "stop" for r in stuck.requests), 10,
+                         "stop to the stuck jibri")
+        await wait_status(guest, "on", session_id=sid)
+        assert [r["session_id"] for r in other.requests if r.get("action") == "start"] == [sid]
