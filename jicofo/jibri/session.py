@@ -13,7 +13,8 @@ States: None (not started) → PENDING → ON → OFF, OFF carrying a failure re
   ignored): `on` publishes ON; `off` without failure publishes OFF and ends the session; a failure
   with `should_retry` and retries left starts on another instance without publishing anything
   unless that fails, in which case the original failure is published; any other failure is
-  published and ends the session.
+  published and ends the session. The instance that failed is skipped for a minute (ours: upstream
+  may retry on the same one while its presence still says idle).
 * The instance leaving the brewery, or the pending timeout (after sending it `stop`), count as
   `off`/`error` with `should_retry`.
 * `stop(initiator)` sends `stop` without waiting for an answer, publishes OFF at once with the
@@ -247,7 +248,6 @@ class JibriSession:
             if self._attempt_scope is not None:
                 # Still waiting for its answer to start: give up on it, try another one.
                 self._attempt_scope.cancel()
-                self.detector.instance_failed(jid)
             self._handle(jid, Status.OFF, FailureReason.ERROR, True)
 
     # ----- updates from the Jibri --------------------------------------------------------------
@@ -281,6 +281,9 @@ class JibriSession:
             self._cancel_pending_timeout()
         if failure is not None:
             if should_retry and not self._retries_exceeded():
+                # Ours: the failed instance is skipped for a minute, so the retry goes elsewhere
+                # (upstream may pick the same one again while its presence still says idle).
+                self.detector.instance_failed(jibri)
                 self.retries += 1
                 log.info("jibri session %s: %s failed (%s); retrying on another instance (retry %d)",
                          self.session_id, jibri.resource, failure.value, self.retries)
