@@ -17,6 +17,7 @@ from jicofo.bridge.load_redistribution import LoadRedistributor
 from jicofo.bridge.load_redistribution import run as run_load_redistribution
 from jicofo.bridge.selector import BridgeSelector
 from jicofo.conference.jibri_iq import handle_jibri_iq
+from jicofo.conference.jigasi_iq import handle_dial_iq
 from jicofo.conference.moves import move_from_bridge
 from jicofo.conference.offer import OfferConfig
 from jicofo.conference.services import ConferenceServices
@@ -25,6 +26,8 @@ from jicofo.config.xmpp_settings import to_client_settings, to_component_setting
 from jicofo.focus import ConferenceRequestError, Focus, parse_room
 from jicofo.health import HealthChecker
 from jicofo.jibri.setup import JibriSetup, build_jibri
+from jicofo.jigasi.service import JigasiServices
+from jicofo.jigasi.setup import build_jigasi
 from jicofo.logs import log_context
 from jicofo.rest.api import serve_rest
 from jicofo.stats import FocusStats
@@ -32,6 +35,7 @@ from jicofo.xmlns.conference_iq import CONFERENCE
 from jicofo.xmlns.jibri import JIBRI
 from jicofo.xmlns.jingle import JINGLE
 from jicofo.xmlns.mute import MUTE_TAGS
+from jicofo.xmlns.rayo import DIAL
 from jicofo.xmpp.caps import Identity
 from jicofo.xmpp.client import BaseXMPPConnection, IqHandler, XMPPClient, XMPPComponent
 from jicofo.xmpp.jid import JID
@@ -70,6 +74,7 @@ class FocusApp:
     load_redistributor: LoadRedistributor | None = None  # when bridge.load-redistribution is on
     stop_reason: str | None = None
     jibri: JibriSetup | None = None  # when a Jibri or SIP-Jibri brewery is configured
+    jigasi: JigasiServices | None = None  # when a Jigasi brewery is configured
 
     def request_stop(self, reason: str) -> None:
         """Ask `serve` to stop in order (what SIGTERM does)."""
@@ -144,6 +149,7 @@ def build_app(config: JicofoConfig) -> FocusApp:
     )
     jibri = build_jibri(config, client, service)
     services.jibri = jibri.services if jibri is not None else None
+    services.jigasi = jigasi = build_jigasi(config, client, service)
     focus = Focus(services)
     if brewery is not None:
         brewery.add_listener(focus.on_bridge_event)
@@ -157,7 +163,10 @@ def build_app(config: JicofoConfig) -> FocusApp:
         client.add_iq_router(tag, focus.route_mute, types=("set",))
     for conn in {id(c): c for c in (client, jibri.connection if jibri else None) if c}.values():
         conn.add_iq_handler(JIBRI, functools.partial(handle_jibri_iq, focus.conferences), types=("set",))
-    return FocusApp(config, client, service, component, brewery, services, focus, jibri=jibri)
+    if jigasi is not None:
+        client.add_iq_handler(DIAL, functools.partial(handle_dial_iq, focus.conferences), types=("set",))
+    return FocusApp(config, client, service, component, brewery, services, focus, jibri=jibri,
+                    jigasi=jigasi)
 
 
 async def serve(
@@ -180,6 +189,8 @@ async def serve(
             await nursery.start(app.brewery.run)
         if app.jibri is not None:
             await app.jibri.run(nursery)
+        if app.jigasi is not None:
+            await nursery.start(app.jigasi.detector.run)
         if app.component is not None:
             await nursery.start(app.component.run)
             log.info("component %s connected", app.config.xmpp.component.jid)

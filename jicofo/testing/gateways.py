@@ -13,6 +13,8 @@ import trio
 from jicofo.http.server import HttpServer
 from jicofo.sim.jibri import SimulatedJibri
 from jicofo.sim.jibri_cli import build_router
+from jicofo.sim.jigasi import SimulatedJigasi
+from jicofo.sim.jigasi_cli import build_router as build_jigasi_router
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.settings import ClientSettings, TlsMode
@@ -61,4 +63,47 @@ async def simulated_jibris(prosody: ProsodyInstance, count: int = 1, *, sip: boo
             with trio.CancelScope(shield=True):
                 for jibri in jibris:
                     await jibri.stop()
+            nursery.cancel_scope.cancel()
+
+
+def jigasi_brewery(prosody: ProsodyInstance) -> str:
+    return f"jigasibrewery@{prosody.internal_muc_domain}"
+
+
+@dataclass
+class Jigasis:
+    jigasis: list[SimulatedJigasi]
+    http_port: int
+    brewery: str
+
+    def by_nick(self, nick: str) -> SimulatedJigasi:
+        return next(j for j in self.jigasis if j.nickname == nick)
+
+
+@asynccontextmanager
+async def simulated_jigasis(prosody: ProsodyInstance, kinds: list[tuple[bool, bool, str | None]], *,
+                            user: str = "jigasi") -> AsyncIterator[Jigasis]:
+    """One Jigasi per (sip, transcription, region) in `kinds`, nicknames jigasi-1, jigasi-2, ..."""
+    password = secrets.token_hex(8)
+    await prosody.register(user, prosody.auth_domain, password)
+    brewery = jigasi_brewery(prosody)
+    jigasis = [
+        SimulatedJigasi(
+            ClientSettings(domain=prosody.auth_domain, username=user, password=password,
+                           resource=f"jigasi-{n}", host=prosody.ip, port=prosody.c2s_port,
+                           tls=TlsMode.DISABLED, tls_settings=TlsSettings(ca_file=prosody.ca_file),
+                           allow_plain_without_tls=True),
+            JID.parse(brewery), f"jigasi-{n}", sip=sip, transcription=transcription, region=region)
+        for n, (sip, transcription, region) in enumerate(kinds, start=1)
+    ]
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(HttpServer(build_jigasi_router(jigasis)).serve)
+        for jigasi in jigasis:
+            await nursery.start(jigasi.run)
+        try:
+            yield Jigasis(jigasis, port, brewery)
+        finally:
+            with trio.CancelScope(shield=True):
+                for jigasi in jigasis:
+                    await jigasi.stop()
             nursery.cancel_scope.cancel()
