@@ -260,3 +260,51 @@ async def test_busy_answers_and_the_pending_timeout(prosody: ProsodyInstance) ->
                          "stop to the stuck jibri")
         await wait_status(guest, "on", session_id=sid)
         assert [r["session_id"] for r in other.requests if r.get("action") == "start"] == [sid]
+
+
+def sip_states(person: SimulatedParticipant) -> dict[str, dict[str, str]]:
+    assert person.room is not None
+    focus = person.room.occupants.get("focus")
+    if focus is None:
+        return {}
+    found = focus.presence.findall(qn("http://jitsi.org/protocol/jibri/call_state", "jibri-sip-call-state"))
+    return {el.get("sipaddress") or "": dict(el.attrib) for el in found}
+
+
+async def test_a_sip_call_through_jibri(prosody: ProsodyInstance) -> None:
+    room = room_of(prosody, "sipcall")
+    async with simulated_bridges(prosody, 1), simulated_jibris(prosody, 2, sip=True) as jibris:
+        config = focus_config(prosody, {"jicofo.jibri-sip.brewery-jid": jibris.brewery,
+                                        "jicofo.xmpp.trusted-domains": [prosody.auth_domain]})
+        async with running_focus(config) as app:
+            await wait_bridges(app)
+            detector = app.jibri.services.sip if app.jibri else None
+            assert detector is not None and app.jibri is not None and app.jibri.services.recorders is None
+            await wait_until(lambda: detector.count() == 2, 10, "the SIP jibris")
+            async with participants(prosody, room, 2) as people:
+                mod, guest = people
+                await moderator_ready(app, room, people)
+                # Recording is not configured here: no conference takes it (item-not-found).
+                assert await refused(mod, action="start", recording_mode="file") == "item-not-found"
+                assert await refused(guest, action="start", sipaddress="sip:a@x") == "not-allowed"
+                answer = await ask(mod, action="start", sipaddress="sip:a@x", displayname="Room A")
+                sid = answer.get("session_id") or ""
+                assert sid
+                await wait_until(lambda: sip_states(guest).get("sip:a@x", {}).get("state") == "on", 15,
+                                 "call a on")
+                assert sip_states(guest)["sip:a@x"]["session_id"] == sid
+                [start] = [r for j in jibris.jibris for r in j.requests if r.get("action") == "start"]
+                assert (start["sipaddress"], start["displayname"], start["session_id"], start["room"]) == \
+                    ("sip:a@x", "Room A", sid, room)
+                # A second address in parallel; the same address again is refused.
+                await trio.sleep(0.25)
+                await ask(mod, action="start", sipaddress="sip:b@x")
+                await wait_until(lambda: sip_states(guest).get("sip:b@x", {}).get("state") == "on", 15,
+                                 "call b on")
+                assert await refused(mod, action="start", sipaddress="sip:a@x") == "unexpected-request"
+                assert all(j.session is not None for j in jibris.jibris)
+                # Stopping one (by its address) leaves the other on.
+                await ask(mod, action="stop", sipaddress="sip:a@x")
+                await wait_until(lambda: sip_states(guest)["sip:a@x"]["state"] == "off", 15, "a off")
+                assert sip_states(guest)["sip:b@x"]["state"] == "on"
+                assert await refused(mod, action="stop", sipaddress="sip:a@x") == "item-not-found"

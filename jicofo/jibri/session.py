@@ -174,7 +174,9 @@ class JibriSession:
     def _start_iq(self) -> JibriIQ:
         p = self.params
         return JibriIQ(
-            action=Action.START, recording_mode=self.mode, stream_id=p.stream_id,
+            # As upstream, a SIP call's start says recording_mode="file" too.
+            action=Action.START, recording_mode=RecordingMode.STREAM if p.stream_id else RecordingMode.FILE,
+            stream_id=p.stream_id,
             youtube_broadcast_id=p.youtube_broadcast_id if p.stream_id else None,
             sip_address=p.sip_address, display_name=p.display_name, session_id=self.session_id,
             app_data=p.app_data, room=str(p.room), rtcstats_enabled=p.rtcstats_enabled,
