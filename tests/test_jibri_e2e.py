@@ -5,6 +5,7 @@ receive (their request logs)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 import trio
 
 from jicofo.app import FocusApp
-from jicofo.http.client import get_json, post_json
+from jicofo.http.client import get_json, post_json, request
 from jicofo.sim.participant import SimulatedParticipant
 from jicofo.testing.gateways import Jibris, jibri_brewery, simulated_jibris
 from jicofo.testing.prosody import ProsodyInstance
@@ -28,6 +29,12 @@ from .test_focus_e2e import participants, room_of, wait_bridges
 from .test_mute import moderator_ready
 
 NS_JIBRI = "http://jitsi.org/protocol/jibri"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def jibri_config(prosody: ProsodyInstance, jibris: Jibris | None, **extra: Any) -> dict[str, Any]:
@@ -176,8 +183,13 @@ async def test_no_jibri_and_all_busy(prosody: ProsodyInstance) -> None:
 
 async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
     room = room_of(prosody, "retry")
-    async with stack(prosody, 2, room, **{"jicofo.jibri.pending-timeout": "2 seconds"}) \
+    async with stack(prosody, 2, room, **{"jicofo.jibri.pending-timeout": "2 seconds",
+                                          "jicofo.rest.port": free_port()}) \
             as (app, jibris, (mod, guest)):
+        assert app.rest_port is not None
+        stats = await get_json("127.0.0.1", app.rest_port, "/stats")
+        assert stats["jibri_detector"] == {"count": 2, "available": 2}
+        assert "jigasi_detector" not in stats and "sip_jibri_detector" not in stats
         first, second = jibris.jibris
 
         async def started_on() -> tuple[str, str]:
@@ -211,8 +223,11 @@ async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
         await control(jibris, other, "fail", {"should_retry": False})
         off = await wait_status(guest, "off", session_id=sid)
         assert off["failure_reason"] == "error"
-        assert app.jibri is not None
-        assert sum(app.jibri.services.stats.failures.values()) == 1
+        # What /stats and /metrics say: one recording failed, none active.
+        stats = await get_json("127.0.0.1", app.rest_port, "/stats")
+        assert (stats["jibri"]["total_recording_failures"], stats["jibri"]["recording_active"]) == (1, 0)
+        _, metrics = await request("127.0.0.1", app.rest_port, "GET", "/metrics")
+        assert "jitsi_jicofo_jibri_recording_failures_total 1.0" in metrics.decode()
 
         # 3. A Jibri that crashes mid-recording: the session moves on.
         for j in jibris.jibris:
@@ -222,7 +237,13 @@ async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
         await control(jibris, nick, "crash")
         await wait_until(lambda: any(r.get("action") == "start" and r["session_id"] == sid
                                      for r in jibris.by_nick(other).requests), 20, "restarted")
+        await wait_until(lambda: (s := jibris.by_nick(other).session) is not None and s.status == "on",
+                         15, "on at the other jibri")
         await wait_status(guest, "on", session_id=sid)
+        with trio.fail_after(10):
+            while (await get_json("127.0.0.1", app.rest_port, "/stats"))["jibri"]["recording_active"] != 1:
+                await trio.sleep(0.05)
+        assert (await get_json("127.0.0.1", app.rest_port, "/stats"))["jibri_detector"]["count"] == 1
         await ask(mod, action="stop")
         await wait_status(guest, "off", session_id=sid)
 

@@ -12,7 +12,7 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from jicofo.app import FocusApp
-from jicofo.http.client import post_json
+from jicofo.http.client import get_json, post_json, request
 from jicofo.sim.participant import SimulatedParticipant
 from jicofo.testing.gateways import Jigasis, jigasi_brewery, simulated_jigasis
 from jicofo.testing.prosody import ProsodyInstance
@@ -23,6 +23,7 @@ from jicofo.xmpp.jid import JID
 from jicofo.xmpp.xml import element, qn
 
 from .test_focus_e2e import participants, room_of, wait_bridges
+from .test_jibri_e2e import free_port
 from .test_mute import moderator_ready
 
 NS_RAYO = "urn:xmpp:rayo:1"
@@ -139,9 +140,16 @@ async def test_transcriber_selection_and_retries(prosody: ProsodyInstance) -> No
 
 async def test_no_jigasi_present(prosody: ProsodyInstance) -> None:
     room = room_of(prosody, "nojigasi")
-    async with stack(prosody, [], room) as (app, jigasis, (mod, _guest)):
+    async with stack(prosody, [], room, **{"jicofo.rest.port": free_port()}) as (app, jigasis, (mod, _guest)):
         assert await refused(mod, "+15551234567", room) == "service-unavailable"
-        assert app.jigasi is not None and app.jigasi.stats.requests_failed_no_instance == 1
+        assert app.rest_port is not None
+        stats = await get_json("127.0.0.1", app.rest_port, "/stats")
+        assert stats["jigasi"]["requests_failed_no_instance"] == 1
+        assert stats["jigasi"]["accepted_requests"] == 1
+        assert stats["jigasi_detector"] == {"sip_count": 0, "sip_in_graceful_shutdown_count": 0,
+                                            "transcriber_count": 0}
+        _, metrics = await request("127.0.0.1", app.rest_port, "GET", "/metrics")
+        assert "jitsi_jicofo_jigasi_iq_handler_accepted_requests_total 1.0" in metrics.decode()
 
 
 async def test_without_a_jigasi_brewery_nothing_is_advertised(prosody: ProsodyInstance) -> None:
