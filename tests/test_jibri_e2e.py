@@ -119,6 +119,10 @@ async def test_a_moderator_records_to_a_file_and_stops(prosody: ProsodyInstance)
         assert await refused(mod, action="start", recording_mode="file", streamid="k") == "bad-request"
         assert await refused(mod, action="stop") == "item-not-found"
         assert await refused(mod) == "bad-request"
+        # Hostile sizes: refused, and the error does not carry the value back.
+        with pytest.raises(StanzaError) as caught:
+            await ask(mod, action="start", recording_mode="stream", streamid="x" * 5000)
+        assert caught.value.condition == "bad-request" and "xxxx" not in str(caught.value)
         assert focus_status(mod) is None
 
         answer = await ask(mod, action="start", recording_mode="file", app_data='{"a":1}')

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ from typing import Any, BinaryIO
 
 import trio
 
+from jicofo.testing.gateways import jibri_brewery
 from jicofo.testing.prosody import ProsodyInstance, start_prosody
 from jicofo.testing.sessions import end_session
 from jicofo.testing.stack import focus_overrides
@@ -56,6 +58,7 @@ class Target:
     muc_domain: str
     focus: str  # where conference IQs go
     bridge_api: tuple[str, int] | None = None  # control API of our simulated bridges
+    jibri_api: tuple[str, int] | None = None  # control API of our simulated Jibris
     focus_rest: tuple[str, int] | None = None
     focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
     end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
@@ -116,6 +119,7 @@ async def _read_port_line(process: trio.Process, timeout: float) -> int:
 async def local_stack(
     bridges: int,
     *,
+    jibris: int = 0,
     proxy_focus: bool = False,
     focus_log_level: str = "WARNING",
     prosody_log_level: str = "warn",
@@ -132,17 +136,24 @@ async def local_stack(
             proxy = TcpProxy(prosody.ip, prosody.c2s_port)
             await nursery.start(proxy.run)
         bridge_process = bridge_port = None
+        jibri_process = jibri_port = None
         focus_process: trio.Process | None = None
+        extra = dict(focus_extra or {})
         try:
             if bridges:
                 bridge_process, bridge_port = await _start_bridges(prosody, bridges, workdir)
+            if jibris:
+                jibri_process, jibri_port = await _start_jibris(prosody, jibris, workdir)
+                extra.setdefault("jicofo.jibri.brewery-jid", jibri_brewery(prosody))
+                extra.setdefault("jicofo.xmpp.trusted-domains", [prosody.auth_domain])
             rest_port = free_port()
-            focus_process = await _start_focus(prosody, workdir, rest_port, proxy, focus_log_level,
-                                               focus_extra or {})
+            focus_process = await _start_focus(prosody, workdir, rest_port, proxy, focus_log_level, extra)
             await _wait_focus_ready(focus_process, prosody, workdir)
             pids = {"focus": focus_process.pid, "prosody": prosody.pid}
             if bridge_process is not None:
                 pids["bridges"] = bridge_process.pid
+            if jibri_process is not None:
+                pids["jibris"] = jibri_process.pid
             yield Target(
                 description=f"local stack (prosody {prosody.ip}:{prosody.c2s_port}, focus pid "
                             f"{focus_process.pid}, {bridges} simulated bridge(s)"
@@ -151,6 +162,7 @@ async def local_stack(
                 muc_domain=prosody.muc_domain,
                 focus=prosody.component_jid,
                 bridge_api=("127.0.0.1", bridge_port) if bridge_port else None,
+                jibri_api=("127.0.0.1", jibri_port) if jibri_port else None,
                 focus_rest=("127.0.0.1", rest_port),
                 focus_proxy=proxy,
                 end_focus_session=lambda: end_session(focus_session_settings(prosody)),
@@ -161,6 +173,8 @@ async def local_stack(
                 await terminate(focus_process, "the focus")
             if bridge_process is not None:
                 await terminate(bridge_process, "jicofo-bridge-sim", grace=5)
+            if jibri_process is not None:
+                await terminate(jibri_process, "jicofo-jibri-sim", grace=5)
             nursery.cancel_scope.cancel()
             if keep_logs is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -192,6 +206,30 @@ async def _start_bridges(prosody: ProsodyInstance, count: int, workdir: Path) ->
         host=prosody.ip, port=prosody.c2s_port, domain=prosody.auth_domain, tls=False,
         brewery=prosody.brewery_jid, count=count, password=prosody.jvb_password, workdir=workdir,
     )
+
+
+async def _start_jibris(prosody: ProsodyInstance, count: int, workdir: Path) -> tuple[trio.Process, int]:
+    """`count` simulated Jibris in one `jicofo-jibri-sim` child (account jibri@auth, registered
+    here); its log goes to `workdir/jibris.log`."""
+    password = secrets.token_hex(8)
+    await prosody.register("jibri", prosody.auth_domain, password)
+    stderr = _log_file(workdir / "jibris.log")
+    try:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "jicofo.sim.jibri_cli", "--host", prosody.ip,
+             "--port", str(prosody.c2s_port), "--domain", prosody.auth_domain, "--user", "jibri",
+             "--tls", "off", "--brewery", jibri_brewery(prosody), "--jibris", str(count),
+             "--http-port", "0", "--log-level", "WARNING"],
+            env={**os.environ, "JIBRI_PASSWORD": password}, stdout=subprocess.PIPE, stderr=stderr,
+        )
+    finally:
+        stderr.close()
+    try:
+        control_port = await _read_port_line(process, STARTUP_TIMEOUT)
+    except BaseException:
+        await terminate(process, "jicofo-jibri-sim", grace=2)
+        raise
+    return process, control_port
 
 
 async def start_bridge_sim(

@@ -195,6 +195,9 @@ def render_text(report: Mapping[str, Any]) -> str:
         line = f"fault {fault['fault']} at {fault['applied_at_s']:.1f} s"
         if fault.get("error"):
             line += f": not applied ({fault['error']})"
+        elif fault.get("jibri"):
+            line += (f" on {fault['jibri']}: {len(fault.get('sessions_on_it', []))} recording session(s) "
+                     "on it (see recordings)")
         elif fault.get("expects_reinvite"):
             line += (f" on {fault['bridge']}: {fault['affected']} participant(s) on it, re-invited "
                      f"{fault['reinvited']}, not re-invited {fault['not_reinvited']}")
@@ -213,6 +216,20 @@ def render_text(report: Mapping[str, Any]) -> str:
                          f"{reload['back_in_session']}/{fault['affected']}, not back {reload['not_back']}")
             if reload["back_after"]["count"]:
                 lines.append(_latency_line("  back in session after the fault", reload["back_after"]))
+    if report.get("recordings") is not None:
+        rec = report["recordings"]
+        lines.append(f"recordings: requested {rec['requested']}, started {rec['started']}, on {rec['on']}, "
+                     f"running at the end {rec['running_at_end']}"
+                     + (f"; start -> on {', '.join(f'{v:.0f}' for v in rec['start_to_on_ms'])} ms"
+                        if rec["start_to_on_ms"] else "")
+                     + (f"; refused {rec['refused']}" if rec["refused"] else ""))
+        for kill in rec["kills"]:
+            lines.append(f"  {kill['jibri']} killed at {kill['at_s']:.1f} s: {kill['recovered']} session(s) "
+                         f"recovered, {kill['lost']} lost")
+            for sid, outcome in kill["sessions"].items():
+                state = (f"recovered on {outcome['now_on']}" if outcome["recovered"]
+                         else f"lost (members see {outcome['members_see']})")
+                lines.append(f"    session {sid}: {state}")
     if report.get("bridge_leaks") is not None:
         leaks = report["bridge_leaks"]
         lines.append(f"bridge conferences no live participant is in: {leaks['orphaned_at_load_end']} at the "

@@ -35,6 +35,7 @@ from jicofo.tasks import single_cause
 from jicofo.xmpp.errors import StanzaError, XMPPError
 
 from .local import Target
+from .recordings import RecordingLoad
 from .report import ProcWatch, breakdown, percentile, summarize
 from .scenario import FOCUS_FAULTS, Scenario
 
@@ -174,6 +175,7 @@ class Runner:
         self._all_left = trio.Event()  # set whenever _active drops to zero
         self._counter = 0
         self._nursery: trio.Nursery | None = None
+        self.recordings = RecordingLoad(self) if scenario.recordings else None
 
     # ----- the run --------------------------------------------------------------------------------
 
@@ -197,6 +199,8 @@ class Runner:
                     load.start_soon(self._mutes)
                 if self.sc.faults:
                     load.start_soon(self._inject_faults)
+                if self.recordings is not None:
+                    load.start_soon(self.recordings.run)
                 with trio.move_on_after(self.sc.duration):
                     await self._load_done.wait()
                 self._load_done.set()
@@ -204,6 +208,8 @@ class Runner:
             self.load_end = trio.current_time()
             self.progress.done()
             await self._fetch_focus_stats()
+            if self.recordings is not None:
+                await self.recordings.finish()
             orphaned = await self._orphaned_bridge_conferences()
             self.progress.say(f"load phase over after {self.load_end - self.t0:.1f} s; everyone leaves")
             for slot in self.slots:
@@ -514,6 +520,8 @@ class Runner:
                 record.error = f"{type(exc).__name__}: {exc}"
                 self.runner_errors.append(f"fault {fault} not applied: {record.error}")
             where = f" on {record.bridge}" if record.bridge else ""
+            if "jibri" in record.detail:
+                where = f" on {record.detail['jibri']} ({len(record.detail['sessions_on_it'])} session(s))"
             outcome = (f" -- FAILED: {record.error}" if record.error
                        else f": {len(record.affected)} participant(s) affected")
             self.progress.say(f"[{record.applied_at_s:6.1f}s] fault {fault}{where}{outcome}")
@@ -525,6 +533,11 @@ class Runner:
                 raise RuntimeError("cut-focus-connection needs --local (the focus behind our proxy)")
             record.affected = self._in_session_sids()
             record.detail["connections_cut"] = proxy.cut()
+            return
+        if kind == "kill-jibri":
+            if self.recordings is None:
+                raise RuntimeError("kill-jibri needs recordings in the scenario")
+            await self.recordings.kill(target, record)
             return
         if kind == "drop-focus-connection":
             end = self.target.end_focus_session
@@ -721,6 +734,7 @@ class Runner:
             },
             "processes": processes,
             "focus_stats": self.focus_stats,
+            **({"recordings": self.recordings.report(self.t0)} if self.recordings is not None else {}),
         }
 
     def _join_rate(self) -> float:
