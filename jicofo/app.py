@@ -161,8 +161,10 @@ def build_app(config: JicofoConfig) -> FocusApp:
     client.set_default_handlers(message=focus.route_component_message)
     for tag in MUTE_TAGS:
         client.add_iq_router(tag, focus.route_mute, types=("set",))
-    for conn in {id(c): c for c in (client, jibri.connection if jibri else None) if c}.values():
-        conn.add_iq_handler(JIBRI, functools.partial(handle_jibri_iq, focus.conferences), types=("set",))
+    jibri_handler = functools.partial(handle_jibri_iq, focus.conferences)
+    client.add_iq_handler(JIBRI, jibri_handler, types=("set",))
+    if jibri is not None and jibri.connection is not client:  # status IQs from Jibris arrive there
+        jibri.connection.add_iq_handler(JIBRI, jibri_handler, types=("set",))
     if jigasi is not None:
         client.add_iq_handler(DIAL, functools.partial(handle_dial_iq, focus.conferences), types=("set",))
     return FocusApp(config, client, service, component, brewery, services, focus, jibri=jibri,

@@ -48,12 +48,13 @@ def jibri_config(prosody: ProsodyInstance, jibris: Jibris | None, **extra: Any) 
 
 @asynccontextmanager
 async def stack(prosody: ProsodyInstance, jibri_count: int, room: str, members: int = 2,
-                **extra: Any) -> AsyncIterator[tuple[FocusApp, Jibris, list[SimulatedParticipant]]]:
+                extra: dict[str, Any] | None = None,
+                ) -> AsyncIterator[tuple[FocusApp, Jibris, list[SimulatedParticipant]]]:
     async with simulated_bridges(prosody, 1), simulated_jibris(prosody, max(jibri_count, 1)) as jibris:
         if jibri_count == 0:
             for jibri in jibris.jibris:
                 await jibri.stop()
-        config = focus_config(prosody, jibri_config(prosody, jibris, **extra))
+        config = focus_config(prosody, jibri_config(prosody, jibris, **(extra or {})))
         async with running_focus(config) as app:
             await wait_bridges(app)
             detector = app.jibri.services.recorders if app.jibri else None
@@ -187,8 +188,8 @@ async def test_no_jibri_and_all_busy(prosody: ProsodyInstance) -> None:
 
 async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
     room = room_of(prosody, "retry")
-    async with stack(prosody, 2, room, **{"jicofo.jibri.pending-timeout": "2 seconds",
-                                          "jicofo.rest.port": free_port()}) \
+    async with stack(prosody, 2, room, extra={"jicofo.jibri.pending-timeout": "2 seconds",
+                                              "jicofo.rest.port": free_port()}) \
             as (app, jibris, (mod, guest)):
         assert app.rest_port is not None
         stats = await get_json("127.0.0.1", app.rest_port, "/stats")
@@ -254,7 +255,7 @@ async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
 
 async def test_busy_answers_and_the_pending_timeout(prosody: ProsodyInstance) -> None:
     room = room_of(prosody, "pending")
-    async with stack(prosody, 2, room, **{"jicofo.jibri.pending-timeout": "2 seconds"}) \
+    async with stack(prosody, 2, room, extra={"jicofo.jibri.pending-timeout": "2 seconds"}) \
             as (app, jibris, (mod, guest)):
         # Every Jibri answers busy: each is tried (and marked failed), then none is left to select:
         # resource-constraint, as upstream (internal-server-error only once num-retries is spent).

@@ -37,12 +37,12 @@ async def handle_jibri_iq(conferences: Mapping[JID, Conference], iq: Element) ->
             with log_context(room=str(conference.room_jid)):
                 jibri.handle_jibri_status(session, sender, request)
             return None
-    conference = conferences.get(sender.bare)
-    if conference is None or conference.jibri is None or conference.stop_reason is not None:
+    target = conferences.get(sender.bare)
+    jibri = target.jibri if target is not None else None
+    if target is None or jibri is None or target.stop_reason is not None:
         log.info("jibri IQ from %s not taken by any conference", sender)
         raise StanzaError("item-not-found", None)
-    member, moderator = conference.jibri_requester(sender.resource)
-    with log_context(room=str(conference.room_jid)):
-        answer = await conference.jibri.handle_member_request(sender, request, member=member,
-                                                              moderator=moderator)
+    member, moderator = target.jibri_requester(sender.resource)
+    with log_context(room=str(target.room_jid)):
+        answer = await jibri.handle_member_request(sender, request, member=member, moderator=moderator)
     return answer.to_element() if answer is not None else None

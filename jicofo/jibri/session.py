@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -229,7 +229,7 @@ class JibriSession:
         self._cancel_pending_timeout()
         if self.pending_timeout > 0:
             scope = self._pending_scope = trio.CancelScope()
-            self.nursery.start_soon(self._pending_timer, scope)
+            self._spawn(self._pending_timer, scope)
 
     def _cancel_pending_timeout(self) -> None:
         if self._pending_scope is not None:
@@ -290,7 +290,9 @@ class JibriSession:
                 log.info("jibri session %s: %s failed (%s); retrying on another instance (retry %d)",
                          self.session_id, jibri.resource, failure.value, self.retries)
                 self.current = None
-                self.nursery.start_soon(self._retry, status, failure)
+                if not self._spawn(self._retry, status, failure):
+                    self._publish(status, failure)
+                    self._cleanup()
                 return
             log.info("jibri session %s: %s failed (%s)%s", self.session_id, jibri.resource, failure.value,
                      "" if should_retry else ", no retry asked" if should_retry is False
@@ -336,6 +338,16 @@ class JibriSession:
             self.link.stop(jid, self.session_id)
         self._publish(Status.OFF, None)
         self._cleanup()
+
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> bool:
+        """Background work in the conference's nursery; False once it has closed (the conference
+        is ending: nothing more to do for this session)."""
+        try:
+            self.nursery.start_soon(fn, *args)
+        except RuntimeError:
+            log.info("jibri session %s: the conference is ending", self.session_id)
+            return False
+        return True
 
     def _publish(self, status: Status, failure: FailureReason | None) -> None:
         try:
