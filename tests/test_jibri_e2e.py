@@ -209,6 +209,12 @@ async def test_failures_move_to_another_jibri(prosody: ProsodyInstance) -> None:
         #    and the members never see it stop.
         sid, nick = await started_on()
         other = second.nickname if nick == first.nickname else first.nickname
+        debug = await get_json("127.0.0.1", app.rest_port, "/debug")
+        assert sorted(debug["jibri_detector"]["instances"]) == ["jibri-1", "jibri-2"]
+        debug = await get_json("127.0.0.1", app.rest_port, f"/debug/conference/{room}")
+        [session] = debug["jibri"]["sessions"]
+        assert (session["session_id"], session["status"], session["jibri"].rsplit("/", 1)[1]) == \
+            (sid, "on", nick)
         seen: list[dict[str, str] | None] = []
         async with trio.open_nursery() as watch:
             async def record() -> None:

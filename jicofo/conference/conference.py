@@ -860,6 +860,7 @@ class Conference:
             "bridge_not_available": self._bridge_not_available,
             "av_moderation": self.av_state.to_json(),
             "room_metadata": self.room_metadata.to_json() if self.room_metadata is not None else None,
+            "jibri": self.jibri.to_json() if self.jibri is not None else None,
         }
 
 

@@ -197,6 +197,15 @@ class ConferenceJibri:
         if address is not None and self.sip_sessions.get(address) is session:
             del self.sip_sessions[address]
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "sessions": [{"session_id": s.session_id, "kind": s.kind.value,
+                          "status": s.status.value if s.status else None,
+                          "jibri": str(s.current) if s.current else None, "retries": s.retries,
+                          "sip_address": s.params.sip_address}
+                         for s in self.sessions()],
+        }
+
     def shutdown(self) -> None:
         """The conference ends: every session stops (nothing more is published)."""
         sessions = self.sessions()

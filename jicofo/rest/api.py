@@ -44,6 +44,7 @@ from jicofo.http.server import HttpError, HttpServer, Request, Response, Router
 from jicofo.xmlns.conference_iq import ConferenceRequest
 from jicofo.xmpp.jid import JID, InvalidJID
 
+from .gateway_metrics import gateway_debug_json
 from .metrics import BridgeEventCounts, metrics_json, metrics_registry, stats_json
 
 if TYPE_CHECKING:
@@ -216,6 +217,7 @@ class RestApi:
             "focus_manager": conferences,
             "bridge_selector": self._bridge_selector_json(),
             "stats": stats_json(self.app, self.health, self.bridge_events),
+            **gateway_debug_json(self.app),
         }
         if self.health is not None:
             body["health"] = self.health.last_result.to_json()

@@ -58,6 +58,19 @@ def gateway_stats_json(app: FocusApp) -> dict[str, Any]:
     return body
 
 
+def gateway_debug_json(app: FocusApp) -> dict[str, Any]:
+    """`/debug`: each configured detector's instances, as upstream's debug state."""
+    body: dict[str, Any] = {}
+    jibri = app.jibri.services if app.jibri is not None else None
+    if jibri is not None and jibri.recorders is not None:
+        body["jibri_detector"] = jibri.recorders.to_json()
+    if jibri is not None and jibri.sip is not None:
+        body["sip_jibri_detector"] = jibri.sip.to_json()
+    if app.jigasi is not None:
+        body["jigasi_detector"] = app.jigasi.detector.to_json()
+    return body
+
+
 def gateway_metrics(app: FocusApp) -> Iterator[Metric]:
     def counter(name: str, doc: str, value: float) -> Metric:
         family = CounterMetricFamily(PREFIX + name, doc)
