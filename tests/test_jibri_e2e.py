@@ -340,3 +340,11 @@ async def test_a_sip_call_through_jibri(prosody: ProsodyInstance) -> None:
                 await wait_until(lambda: sip_states(guest)["sip:a@x"]["state"] == "off", 15, "a off")
                 assert sip_states(guest)["sip:b@x"]["state"] == "on"
                 assert await refused(mod, action="stop", sipaddress="sip:a@x") == "item-not-found"
+                # The conference ends: its remaining call is stopped at its Jibri.
+                conference = app.focus.conferences[JID.parse(room)]
+                [b_session] = [j.session for j in jibris.jibris if j.session is not None]
+                conference.stop("test: the conference ends")
+                await wait_until(lambda: all(j.session is None for j in jibris.jibris), 10,
+                                 "the call stopped at its jibri")
+                stops = [r for j in jibris.jibris for r in j.requests if r.get("action") == "stop"]
+                assert b_session is not None and stops[-1]["session_id"] == b_session.session_id
