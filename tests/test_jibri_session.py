@@ -90,7 +90,7 @@ async def test_selection_rules(autojump_clock: trio.testing.MockClock) -> None:
     await trio.sleep(0.25)
     d.instance_updated(jid("a"), JibriInstanceStatus("idle", "healthy").to_element())
     assert d.select() == jid("a")
-    # Busy, unhealthy or shutting down: not available.
+    # Busy (also how a Jibri shutting down says so) or unhealthy: not available.
     d.instance_updated(jid("a"), JibriInstanceStatus("busy", "healthy").to_element())
     d.instance_updated(jid("b"), JibriInstanceStatus("idle", "unhealthy").to_element())
     assert d.available_count() == 0 and d.any_connected()

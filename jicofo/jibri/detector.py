@@ -9,9 +9,9 @@ instance is available again clears its failure, as upstream: Jibri only sends pr
 something changes. An instance that leaves is removed and the listeners hear of it (a session
 on it treats that as an error worth a retry).
 
-Beyond upstream: the region (`<jibri-status region>`, or a `<stats>` region in the same
-presence) and `graceful-shutdown` are read and shown in `to_json`; an instance in graceful
-shutdown is not available."""
+Jibri's presence says nothing else (no region, no graceful-shutdown flag): a Jibri shutting down
+or a single-use one that is done says so through its busy status (`busy`, `expired`), which makes
+it unavailable like any status other than `idle`."""
 
 from __future__ import annotations
 
@@ -41,14 +41,12 @@ OfflineListener = Callable[[JID], None]
 class JibriInstance:
     jid: JID
     status: JibriInstanceStatus
-    region: str | None = None
-    graceful_shutdown: bool = False
     last_selected: float = NEVER
     last_failed: float = NEVER
 
     @property
     def available(self) -> bool:
-        return self.status.available and not self.graceful_shutdown
+        return self.status.available
 
 
 class JibriDetector(BreweryRoom):
@@ -102,18 +100,14 @@ class JibriDetector(BreweryRoom):
 
     def instance_updated(self, jid: JID, extension: Element) -> None:
         status = JibriInstanceStatus.from_element(extension)
-        region = _bounded(extension.get("region"))
-        graceful = (extension.get("graceful-shutdown") or "").lower() == "true"
         instance = self.instances.get(jid)
         if instance is None:
-            instance = self.instances[jid] = JibriInstance(jid, status, region, graceful)
-            log.info("%s %s added: busy=%s health=%s region=%s", self.kind, jid.resource,
-                     status.busy, status.health, region)
+            instance = self.instances[jid] = JibriInstance(jid, status)
+            log.info("%s %s added: busy=%s health=%s", self.kind, jid.resource, status.busy, status.health)
             return
-        if (status, region, graceful) != (instance.status, instance.region, instance.graceful_shutdown):
-            log.info("%s %s: busy=%s health=%s region=%s graceful_shutdown=%s", self.kind, jid.resource,
-                     status.busy, status.health, region, graceful)
-        instance.status, instance.region, instance.graceful_shutdown = status, region, graceful
+        if status != instance.status:
+            log.info("%s %s: busy=%s health=%s", self.kind, jid.resource, status.busy, status.health)
+        instance.status = status
         if instance.available and instance.last_failed != NEVER:
             log.info("%s %s: available again, failure forgotten", self.kind, jid.resource)
             instance.last_failed = NEVER
@@ -136,14 +130,9 @@ class JibriDetector(BreweryRoom):
             "instances": {
                 str(i.jid.resource): {
                     "busy_status": i.status.busy, "health_status": i.status.health,
-                    "region": i.region, "graceful_shutdown": i.graceful_shutdown,
                     "reports_available": i.available,
                     "failed_seconds_ago": None if i.last_failed == NEVER else round(now - i.last_failed, 1),
                 }
                 for i in self.instances.values()
             },
         }
-
-
-def _bounded(value: str | None) -> str | None:
-    return value[:128] if value else None
