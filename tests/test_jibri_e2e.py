@@ -18,15 +18,17 @@ from jicofo.app import FocusApp
 from jicofo.http.client import get_json, post_json, request
 from jicofo.sim.participant import SimulatedParticipant
 from jicofo.testing.gateways import Jibris, jibri_brewery, simulated_jibris
-from jicofo.testing.prosody import ProsodyInstance
+from jicofo.testing.prosody import ProsodyInstance, missing_prosody_message, prosody_available, start_prosody
 from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
 from jicofo.testing.waiting import wait_until
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID
+from jicofo.xmpp.muc import MucRoom
 from jicofo.xmpp.xml import element, qn
 
 from .test_focus_e2e import participants, room_of, wait_bridges
 from .test_mute import moderator_ready
+from .xmpp_helpers import connected, settings_for
 
 NS_JIBRI = "http://jitsi.org/protocol/jibri"
 
@@ -349,3 +351,45 @@ async def test_a_sip_call_through_jibri(prosody: ProsodyInstance) -> None:
                 stops = [r["session_id"] for j in jibris.jibris for r in j.requests
                          if r.get("action") == "stop"]
                 assert b_session is not None and sorted(stops) == sorted([sid, b_session.session_id])
+
+
+RECORDER_HOST = 'VirtualHost "recorder.meet.test"\n    authentication = "internal_hashed"\n'
+
+
+@pytest.mark.prosody
+async def test_only_members_on_trusted_domains_count_as_jibri() -> None:
+    """A Prosody with a recorder host, trusted alone: the recorder (which joins on its own login
+    there, as a real Jibri) is never force-muted; a guest who only claims the Jibri feature is."""
+    if not prosody_available():
+        pytest.fail(missing_prosody_message(), pytrace=False)
+    async with start_prosody(extra_components=RECORDER_HOST) as prosody:
+        room = room_of(prosody, "trust")
+        async with simulated_bridges(prosody, 1), \
+                simulated_jibris(prosody, 1, call_domain="recorder.meet.test") as jibris:
+            config = focus_config(prosody, {"jicofo.jibri.brewery-jid": jibris.brewery,
+                                            "jicofo.xmpp.trusted-domains": ["recorder.meet.test"]})
+            async with running_focus(config) as app:
+                await wait_bridges(app)
+                async with participants(prosody, room, 2) as people:
+                    mod, _guest = people
+                    await moderator_ready(app, room, people)
+                    await ask(mod, action="start", recording_mode="file")
+                    await wait_status(mod, "on")
+                    conference = app.focus.conferences[JID.parse(room)]
+                    await wait_until(lambda: any(n.startswith("jibri-1") for n in conference.participants),
+                                     10, "the recorder in the room")
+                    recorder = next(n for n in conference.participants if n.startswith("jibri-1"))
+                    real = conference.participants[recorder].occupant.jid
+                    assert real is not None and real.domain == "recorder.meet.test"
+                    # A guest (anonymous on meet.test) whose presence claims the Jibri feature.
+                    async with connected(settings_for(prosody)) as xmpp:
+                        claimer = MucRoom(xmpp, JID.parse(room), "claimer1", presence_extensions=[
+                            element(qn("jabber:client", "features"), None,
+                                    element(qn("jabber:client", "feature"), {"var": NS_JIBRI}))])
+                        await claimer.join()
+                        await wait_until(lambda: "claimer1" in conference.participants, 10, "claimer")
+                        with pytest.raises(StanzaError) as caught:
+                            await mod.request_mute(recorder, "audio")
+                        assert caught.value.condition == "not-allowed"
+                        await mod.request_mute("claimer1", "audio")  # an ordinary member: muted
+                        await claimer.leave()

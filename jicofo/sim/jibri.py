@@ -10,6 +10,10 @@ IQs the focus sends it, the way Jibri's XMPP API does:
 * `start` while busy: result `<jibri status="off" failure_reason="busy" should_retry="true"/>`;
 * `stop`: result `<jibri status="off"/>`, leaves the conference room, idle again.
 
+With `call_settings` it joins conference rooms on a second login, as a real Jibri does with its
+recorder account (Debian: `recorder.<domain>`, the domain the focus trusts); otherwise on the
+brewery login.
+
 Faults (control API, `faults`): `start` = "ok" | "busy" (answer busy even when idle) |
 "fail-retry" / "fail-no-retry" (pending, then `off` + `failure_reason=error` with `should_retry`
 true / false instead of `on`) | "pending" (pending, then nothing) | "silent" (no answer to start) |
@@ -73,8 +77,11 @@ class ActiveSession:
 
 class SimulatedJibri:
     def __init__(self, settings: ClientSettings, brewery: JID, nickname: str, *,
-                 sip: bool = False, max_logged: int = 10_000) -> None:
+                 sip: bool = False, max_logged: int = 10_000,
+                 call_settings: ClientSettings | None = None) -> None:
         self.settings = settings
+        self.call_settings = call_settings
+        self.call_client: XMPPClient | None = None
         self.brewery = brewery.bare
         self.nickname = nickname
         self.sip = sip
@@ -99,6 +106,10 @@ class SimulatedJibri:
                 client.add_iq_handler(qn(NS_JIBRI, "jibri"), self._on_jibri, types=("set",))
                 await nursery.start(client.run)
                 self.client = client
+                if self.call_settings is not None:
+                    call = XMPPClient(self.call_settings, name=f"jibri {self.nickname} recorder")
+                    await nursery.start(call.run)
+                    self.call_client = call
                 room = MucRoom(client, self.brewery, self.nickname, rejoin_nursery=nursery,
                                presence_extensions=[self._status_element()])
                 joined = await room.join()
@@ -124,6 +135,8 @@ class SimulatedJibri:
                     except XMPPError:
                         pass
                 await self.client.aclose()
+            if self.call_client is not None and not self.crashed:
+                await self.call_client.aclose()
         if self._scope is not None:
             self._scope.cancel()
 
@@ -132,8 +145,9 @@ class SimulatedJibri:
         every room this occupant is gone)."""
         self.crashed = True
         self.session = None
-        if self.client is not None:
-            await self.client.aclose()
+        for client in (self.client, self.call_client):
+            if client is not None:
+                await client.aclose()
         if self._scope is not None:
             self._scope.cancel()
 
@@ -220,7 +234,7 @@ class SimulatedJibri:
             return
         features = element(qn("jabber:client", "features"), None,
                            element(qn("jabber:client", "feature"), {"var": FEATURE_JIBRI}))
-        room = MucRoom(self.client, room_jid, f"{self.nickname}-{secrets.token_hex(2)}",
+        room = MucRoom(self.call_client or self.client, room_jid, f"{self.nickname}-{secrets.token_hex(2)}",
                        presence_extensions=[features])
         try:
             await room.join(timeout=5)

@@ -21,6 +21,7 @@ under `/jibris/{nick}/`:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from jicofo.xmpp.settings import ClientSettings, TlsMode
 from jicofo.xmpp.transport import TlsSettings
 
 PASSWORD_VARIABLE = "JIBRI_PASSWORD"
+CALL_PASSWORD_VARIABLE = "JIBRI_CALL_PASSWORD"
 
 JibriHandler = Callable[[SimulatedJibri, Request], Awaitable[Response]]
 
@@ -149,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jibris", type=int, default=1, help="how many instances (default: 1)")
     p.add_argument("--nickname-prefix", default="jibri-sim-", help="brewery nickname prefix")
     p.add_argument("--sip", action="store_true", help="SIP gateways instead of recorders")
+    p.add_argument("--call-domain", help="join conferences on a second login on this domain, as Jibri's "
+                   "recorder account (e.g. recorder.meet.example.com; default: the brewery login)")
+    p.add_argument("--call-user", default="recorder", help="that login's user (default: recorder; "
+                   f"password ${CALL_PASSWORD_VARIABLE})")
     p.add_argument("--http-host", default="127.0.0.1", help="control API address (default: 127.0.0.1)")
     p.add_argument("--http-port", type=int, default=0, help="control API port (default: any free, printed)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: INFO)")
@@ -169,6 +175,9 @@ def make_jibris(args: argparse.Namespace, env: dict[str, str]) -> list[Simulated
         brewery = JID.parse(args.brewery).bare
     except InvalidJID as exc:
         raise UsageError(f"bad brewery JID: {exc}") from None
+    call_password = env.get(CALL_PASSWORD_VARIABLE)
+    if args.call_domain and not call_password:
+        raise UsageError(f"--call-domain needs ${CALL_PASSWORD_VARIABLE}")
     tls = args.tls == "on"
     jibris = []
     for n in range(1, args.jibris + 1):
@@ -179,7 +188,11 @@ def make_jibris(args: argparse.Namespace, env: dict[str, str]) -> list[Simulated
             tls=TlsMode.STARTTLS if tls else TlsMode.DISABLED,
             tls_settings=TlsSettings(verify=not args.no_verify_tls), allow_plain_without_tls=not tls,
         )
-        jibris.append(SimulatedJibri(settings, brewery, nick, sip=args.sip))
+        call = None
+        if args.call_domain:
+            call = dataclasses.replace(settings, domain=args.call_domain, username=args.call_user,
+                                       password=call_password)
+        jibris.append(SimulatedJibri(settings, brewery, nick, sip=args.sip, call_settings=call))
     return jibris
 
 

@@ -37,11 +37,15 @@ class Jibris:
 
 @asynccontextmanager
 async def simulated_jibris(prosody: ProsodyInstance, count: int = 1, *, sip: bool = False,
-                           prefix: str | None = None, user: str = "jibri") -> AsyncIterator[Jibris]:
+                           prefix: str | None = None, user: str = "jibri",
+                           call_domain: str | None = None) -> AsyncIterator[Jibris]:
     """`count` Jibris logged in as `user` on the auth domain (registered here), in the Jibri
-    brewery (the SIP one with `sip`)."""
+    brewery (the SIP one with `sip`); with `call_domain`, they join conferences as
+    `recorder@<call_domain>` (registered here too; the host must exist)."""
     password = secrets.token_hex(8)
     await prosody.register(user, prosody.auth_domain, password)
+    if call_domain is not None:
+        await prosody.register("recorder", call_domain, password)
     prefix = prefix or ("sipjibri-" if sip else "jibri-")
     brewery = jibri_brewery(prosody, sip)
     jibris = [
@@ -50,7 +54,11 @@ async def simulated_jibris(prosody: ProsodyInstance, count: int = 1, *, sip: boo
                            resource=f"{prefix}{n}", host=prosody.ip, port=prosody.c2s_port,
                            tls=TlsMode.DISABLED, tls_settings=TlsSettings(ca_file=prosody.ca_file),
                            allow_plain_without_tls=True),
-            JID.parse(brewery), f"{prefix}{n}", sip=sip)
+            JID.parse(brewery), f"{prefix}{n}", sip=sip,
+            call_settings=None if call_domain is None else ClientSettings(
+                domain=call_domain, username="recorder", password=password, resource=f"{prefix}{n}",
+                host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.DISABLED,
+                tls_settings=TlsSettings(ca_file=prosody.ca_file), allow_plain_without_tls=True))
         for n in range(1, count + 1)
     ]
     async with trio.open_nursery() as nursery:
