@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import trio
 
-from jicofo.testing.gateways import jibri_brewery
+from jicofo.testing.gateways import jibri_brewery, jigasi_brewery
 from jicofo.testing.prosody import ProsodyInstance, start_prosody
 from jicofo.testing.sessions import end_session
 from jicofo.testing.stack import focus_overrides
@@ -59,6 +59,7 @@ class Target:
     focus: str  # where conference IQs go
     bridge_api: tuple[str, int] | None = None  # control API of our simulated bridges
     jibri_api: tuple[str, int] | None = None  # control API of our simulated Jibris
+    jigasi_api: tuple[str, int] | None = None  # control API of our simulated Jigasis
     focus_rest: tuple[str, int] | None = None
     focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
     end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
@@ -120,6 +121,7 @@ async def local_stack(
     bridges: int,
     *,
     jibris: int = 0,
+    jigasis: int = 0,
     proxy_focus: bool = False,
     focus_log_level: str = "WARNING",
     prosody_log_level: str = "warn",
@@ -137,6 +139,7 @@ async def local_stack(
             await nursery.start(proxy.run)
         bridge_process = bridge_port = None
         jibri_process = jibri_port = None
+        jigasi_process = jigasi_port = None
         focus_process: trio.Process | None = None
         extra = dict(focus_extra or {})
         try:
@@ -146,6 +149,10 @@ async def local_stack(
                 jibri_process, jibri_port = await _start_jibris(prosody, jibris, workdir)
                 extra.setdefault("jicofo.jibri.brewery-jid", jibri_brewery(prosody))
                 extra.setdefault("jicofo.xmpp.trusted-domains", [prosody.auth_domain])
+            if jigasis:
+                jigasi_process, jigasi_port = await _start_jigasis(prosody, jigasis, workdir)
+                extra.setdefault("jicofo.jigasi.brewery-jid", jigasi_brewery(prosody))
+                extra.setdefault("jicofo.xmpp.trusted-domains", [prosody.auth_domain])
             rest_port = free_port()
             focus_process = await _start_focus(prosody, workdir, rest_port, proxy, focus_log_level, extra)
             await _wait_focus_ready(focus_process, prosody, workdir)
@@ -154,6 +161,8 @@ async def local_stack(
                 pids["bridges"] = bridge_process.pid
             if jibri_process is not None:
                 pids["jibris"] = jibri_process.pid
+            if jigasi_process is not None:
+                pids["jigasis"] = jigasi_process.pid
             yield Target(
                 description=f"local stack (prosody {prosody.ip}:{prosody.c2s_port}, focus pid "
                             f"{focus_process.pid}, {bridges} simulated bridge(s)"
@@ -163,6 +172,7 @@ async def local_stack(
                 focus=prosody.component_jid,
                 bridge_api=("127.0.0.1", bridge_port) if bridge_port else None,
                 jibri_api=("127.0.0.1", jibri_port) if jibri_port else None,
+                jigasi_api=("127.0.0.1", jigasi_port) if jigasi_port else None,
                 focus_rest=("127.0.0.1", rest_port),
                 focus_proxy=proxy,
                 end_focus_session=lambda: end_session(focus_session_settings(prosody)),
@@ -175,6 +185,8 @@ async def local_stack(
                 await terminate(bridge_process, "jicofo-bridge-sim", grace=5)
             if jibri_process is not None:
                 await terminate(jibri_process, "jicofo-jibri-sim", grace=5)
+            if jigasi_process is not None:
+                await terminate(jigasi_process, "jicofo-jigasi-sim", grace=5)
             nursery.cancel_scope.cancel()
             if keep_logs is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -211,23 +223,35 @@ async def _start_bridges(prosody: ProsodyInstance, count: int, workdir: Path) ->
 async def _start_jibris(prosody: ProsodyInstance, count: int, workdir: Path) -> tuple[trio.Process, int]:
     """`count` simulated Jibris in one `jicofo-jibri-sim` child (account jibri@auth, registered
     here); its log goes to `workdir/jibris.log`."""
+    return await _start_gateway_sim(prosody, "jibri", ["--brewery", jibri_brewery(prosody),
+                                                       "--jibris", str(count)], workdir)
+
+
+async def _start_jigasis(prosody: ProsodyInstance, count: int, workdir: Path) -> tuple[trio.Process, int]:
+    """`count` simulated SIP Jigasis in one `jicofo-jigasi-sim` child (account jigasi@auth)."""
+    return await _start_gateway_sim(prosody, "jigasi", ["--brewery", jigasi_brewery(prosody),
+                                                        "--jigasis", str(count)], workdir)
+
+
+async def _start_gateway_sim(prosody: ProsodyInstance, kind: str, args: list[str],
+                             workdir: Path) -> tuple[trio.Process, int]:
     password = secrets.token_hex(8)
-    await prosody.register("jibri", prosody.auth_domain, password)
-    stderr = _log_file(workdir / "jibris.log")
+    await prosody.register(kind, prosody.auth_domain, password)
+    stderr = _log_file(workdir / f"{kind}s.log")
     try:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "jicofo.sim.jibri_cli", "--host", prosody.ip,
-             "--port", str(prosody.c2s_port), "--domain", prosody.auth_domain, "--user", "jibri",
-             "--tls", "off", "--brewery", jibri_brewery(prosody), "--jibris", str(count),
-             "--http-port", "0", "--log-level", "WARNING"],
-            env={**os.environ, "JIBRI_PASSWORD": password}, stdout=subprocess.PIPE, stderr=stderr,
+            [sys.executable, "-m", f"jicofo.sim.{kind}_cli", "--host", prosody.ip,
+             "--port", str(prosody.c2s_port), "--domain", prosody.auth_domain, "--user", kind,
+             "--tls", "off", *args, "--http-port", "0", "--log-level", "WARNING"],
+            env={**os.environ, f"{kind.upper()}_PASSWORD": password}, stdout=subprocess.PIPE,
+            stderr=stderr,
         )
     finally:
         stderr.close()
     try:
         control_port = await _read_port_line(process, STARTUP_TIMEOUT)
     except BaseException:
-        await terminate(process, "jicofo-jibri-sim", grace=2)
+        await terminate(process, f"jicofo-{kind}-sim", grace=2)
         raise
     return process, control_port
 

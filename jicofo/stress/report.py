@@ -230,6 +230,11 @@ def render_text(report: Mapping[str, Any]) -> str:
                 state = (f"recovered on {outcome['now_on']}" if outcome["recovered"]
                          else f"lost (members see {outcome['members_see']})")
                 lines.append(f"    session {sid}: {state}")
+    if report.get("dials") is not None:
+        dials = report["dials"]
+        lines.append(f"dial-outs: requested {dials['requested']}, answered {dials['answered']}"
+                     + (f"; refused {dials['refused']}" if dials["refused"] else ""))
+        lines.append(_latency_line("  dial -> Jigasi's answer", dials["dial_to_answer"]))
     if report.get("bridge_leaks") is not None:
         leaks = report["bridge_leaks"]
         lines.append(f"bridge conferences no live participant is in: {leaks['orphaned_at_load_end']} at the "

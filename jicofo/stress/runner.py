@@ -34,6 +34,7 @@ from jicofo.sim.participant import (
 from jicofo.tasks import single_cause
 from jicofo.xmpp.errors import StanzaError, XMPPError
 
+from .dials import DialLoad
 from .local import Target
 from .recordings import RecordingLoad
 from .report import ProcWatch, breakdown, percentile, summarize
@@ -176,6 +177,7 @@ class Runner:
         self._counter = 0
         self._nursery: trio.Nursery | None = None
         self.recordings = RecordingLoad(self) if scenario.recordings else None
+        self.dials = DialLoad(self) if scenario.dials else None
 
     # ----- the run --------------------------------------------------------------------------------
 
@@ -201,6 +203,8 @@ class Runner:
                     load.start_soon(self._inject_faults)
                 if self.recordings is not None:
                     load.start_soon(self.recordings.run)
+                if self.dials is not None:
+                    load.start_soon(self.dials.run)
                 with trio.move_on_after(self.sc.duration):
                     await self._load_done.wait()
                 self._load_done.set()
@@ -735,6 +739,7 @@ class Runner:
             "processes": processes,
             "focus_stats": self.focus_stats,
             **({"recordings": self.recordings.report(self.t0)} if self.recordings is not None else {}),
+            **({"dials": self.dials.report()} if self.dials is not None else {}),
         }
 
     def _join_rate(self) -> float:

@@ -15,6 +15,8 @@ Given as flags, as a small HOCON or JSON file (keys are the long flag names, e.g
     jibris = 2                    # simulated Jibris (local stack only)
     recordings = 2                # conferences whose moderator starts a file recording
                                   # (fault kill-jibri@T[:NICK] crashes a busy Jibri)
+    jigasis = 1                   # simulated SIP Jigasis (local stack only)
+    dials = 2                     # conferences whose moderator dials out once through Jigasi
     duration = 90s
     stop-p99 = 2s                 # ramp: stop adding load when the rolling p99 exceeds this
     stop-errors = 10              # ... or when this many errors/failed joins were seen
@@ -51,6 +53,7 @@ LIMITS = {
     "mutes_per_minute": 6000.0,
     "bridges": 50,
     "jibris": 50,
+    "jigasis": 50,
     "faults": 20,
 }
 
@@ -153,6 +156,8 @@ class Scenario:
     bridges: int = 2
     jibris: int = 0  # simulated Jibris (local stack)
     recordings: int = 0  # conferences in which a moderator starts a recording
+    jigasis: int = 0  # simulated SIP Jigasis (local stack)
+    dials: int = 0  # conferences in which a moderator dials out through Jigasi
     faults: tuple[Fault, ...] = ()
     duration: float = 30.0  # the load phase; the teardown after it is bounded separately
     stop_p99: float | None = None  # end the load phase when the rolling p99 join->session exceeds it
@@ -191,6 +196,10 @@ class Scenario:
         bound("recordings", self.recordings, 0, self.conferences)
         if self.recordings and not self.jibris:
             raise ScenarioError("recordings: needs simulated Jibris (jibris >= 1)")
+        bound("jigasis", self.jigasis, 0, LIMITS["jigasis"])
+        bound("dials", self.dials, 0, self.conferences)
+        if self.dials and not self.jigasis:
+            raise ScenarioError("dials: needs simulated Jigasis (jigasis >= 1)")
         bound("session_timeout", self.session_timeout, 1, 600)
         parse_delay_range(list(self.reload_delay))
         if len(self.faults) > LIMITS["faults"]:
@@ -229,6 +238,8 @@ class Scenario:
             "bridges": self.bridges,
             "jibris": self.jibris,
             "recordings": self.recordings,
+            "jigasis": self.jigasis,
+            "dials": self.dials,
             "faults": [str(f) for f in self.faults],
             "duration": self.duration,
             "stop-p99": self.stop_p99,
@@ -259,6 +270,8 @@ _CONVERTERS: dict[str, Any] = {
     "bridges": int,
     "jibris": int,
     "recordings": int,
+    "jigasis": int,
+    "dials": int,
     "faults": lambda v: tuple(Fault.parse(f) for f in ([v] if isinstance(v, str) else v)),
     "duration": lambda v: parse_duration(v, "duration"),
     "stop-p99": _opt_duration("stop-p99"),
