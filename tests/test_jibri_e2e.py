@@ -344,6 +344,9 @@ async def test_a_sip_call_through_jibri(prosody: ProsodyInstance) -> None:
                 assert await refused(mod, action="stop", sipaddress="sip:a@x") == "item-not-found"
                 # The conference ends: its remaining call is stopped at its Jibri.
                 conference = app.focus.conferences[JID.parse(room)]
+                # (OFF is published at once; the stop reaches a's Jibri just after.)
+                await wait_until(lambda: sum(j.session is not None for j in jibris.jibris) == 1, 10,
+                                 "a stopped at its jibri")
                 [b_session] = [j.session for j in jibris.jibris if j.session is not None]
                 conference.stop("test: the conference ends")
                 await wait_until(lambda: all(j.session is None for j in jibris.jibris), 10,
