@@ -37,6 +37,8 @@ async def stack(prosody: ProsodyInstance, kinds: list[tuple[bool, bool, str | No
         if not kinds:
             for jigasi in jigasis.jigasis:
                 await jigasi.stop()
+        if extra.get("jicofo.rest.port") == "free":  # chosen late: the port may not stay free long
+            extra["jicofo.rest.port"] = free_port()
         config = focus_config(prosody, {"jicofo.jigasi.brewery-jid": jigasi_brewery(prosody),
                                         "jicofo.xmpp.trusted-domains": [prosody.auth_domain], **extra})
         async with running_focus(config) as app:
@@ -140,7 +142,7 @@ async def test_transcriber_selection_and_retries(prosody: ProsodyInstance) -> No
 
 async def test_no_jigasi_present(prosody: ProsodyInstance) -> None:
     room = room_of(prosody, "nojigasi")
-    async with stack(prosody, [], room, **{"jicofo.rest.port": free_port()}) as (app, jigasis, (mod, _guest)):
+    async with stack(prosody, [], room, **{"jicofo.rest.port": "free"}) as (app, jigasis, (mod, _guest)):
         assert await refused(mod, "+15551234567", room) == "service-unavailable"
         assert app.rest_port is not None
         stats = await get_json("127.0.0.1", app.rest_port, "/stats")
