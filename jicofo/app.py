@@ -3,6 +3,7 @@ the XMPP connections, the bridge brewery, the conference registry, and the HTTP 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from jicofo.bridge.brewery import Brewery
 from jicofo.bridge.load_redistribution import LoadRedistributor
 from jicofo.bridge.load_redistribution import run as run_load_redistribution
 from jicofo.bridge.selector import BridgeSelector
+from jicofo.conference.jibri_iq import handle_jibri_iq
+from jicofo.conference.jigasi_iq import handle_dial_iq
 from jicofo.conference.moves import move_from_bridge
 from jicofo.conference.offer import OfferConfig
 from jicofo.conference.services import ConferenceServices
@@ -23,14 +26,19 @@ from jicofo.config.model import JicofoConfig, XmppConnectionName
 from jicofo.config.xmpp_settings import to_client_settings, to_component_settings
 from jicofo.focus import ConferenceRequestError, Focus, parse_room
 from jicofo.health import HealthChecker
+from jicofo.jibri.setup import JibriSetup, build_jibri
+from jicofo.jigasi.service import JigasiServices
+from jicofo.jigasi.setup import build_jigasi
 from jicofo.logs import log_context
 from jicofo.rest.api import serve_rest
 from jicofo.restart.keeper import RestartKeeper
 from jicofo.stats import FocusStats
 from jicofo.xmlns.auth_iq import LOGIN_URL, LOGOUT
 from jicofo.xmlns.conference_iq import CONFERENCE
+from jicofo.xmlns.jibri import JIBRI
 from jicofo.xmlns.jingle import JINGLE
 from jicofo.xmlns.mute import MUTE_TAGS
+from jicofo.xmlns.rayo import DIAL
 from jicofo.xmpp.caps import Identity
 from jicofo.xmpp.client import BaseXMPPConnection, IqHandler, XMPPClient, XMPPComponent
 from jicofo.xmpp.jid import JID
@@ -69,6 +77,8 @@ class FocusApp:
     load_redistributor: LoadRedistributor | None = None  # when bridge.load-redistribution is on
     stop_reason: str | None = None
     keeper: RestartKeeper | None = None  # the restart store (jicofo.restart.enabled)
+    jibri: JibriSetup | None = None  # when a Jibri or SIP-Jibri brewery is configured
+    jigasi: JigasiServices | None = None  # when a Jigasi brewery is configured
 
     def request_stop(self, reason: str) -> None:
         """Ask `serve` to stop in order (what SIGTERM does)."""
@@ -148,6 +158,9 @@ def build_app(config: JicofoConfig) -> FocusApp:
         keeper.attach_client(client, "client")
         if service is not None:
             keeper.attach_client(service, "service")
+    jibri = build_jibri(config, client, service)
+    services.jibri = jibri.services if jibri is not None else None
+    services.jigasi = jigasi = build_jigasi(config, client, service)
     focus = Focus(services)
     if brewery is not None:
         brewery.add_listener(focus.on_bridge_event)
@@ -162,7 +175,14 @@ def build_app(config: JicofoConfig) -> FocusApp:
     client.set_default_handlers(message=focus.route_component_message)
     for tag in MUTE_TAGS:
         client.add_iq_router(tag, focus.route_mute, types=("set",))
-    app = FocusApp(config, client, service, component, brewery, services, focus)
+    jibri_handler = functools.partial(handle_jibri_iq, focus.conferences)
+    client.add_iq_handler(JIBRI, jibri_handler, types=("set",))
+    if jibri is not None and jibri.connection is not client:  # status IQs from Jibris arrive there
+        jibri.connection.add_iq_handler(JIBRI, jibri_handler, types=("set",))
+    if jigasi is not None:
+        client.add_iq_handler(DIAL, functools.partial(handle_dial_iq, focus.conferences), types=("set",))
+    app = FocusApp(config, client, service, component, brewery, services, focus, jibri=jibri,
+                   jigasi=jigasi)
     app.keeper = keeper
     return app
 
@@ -197,6 +217,10 @@ async def serve(
             await nursery.start(app.brewery.run)
         if keeper is not None:
             await nursery.start(keeper.run, app.brewery, app.services)
+        if app.jibri is not None:
+            await app.jibri.run(nursery)
+        if app.jigasi is not None:
+            await nursery.start(app.jigasi.detector.run)
         if app.component is not None:
             await nursery.start(app.component.run)
             log.info("component %s connected", app.config.xmpp.component.jid)

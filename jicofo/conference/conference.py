@@ -30,6 +30,7 @@ from jicofo.bridge.brewery import (
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
 from jicofo.bridge.selector import RecentAdditions
 from jicofo.config.model import ReinviteMethod
+from jicofo.jibri.conference_jibri import ConferenceJibri
 from jicofo.logs import log_context
 from jicofo.xmlns.breakout import is_switch_room, main_room_of
 from jicofo.xmlns.component_message import AvModerationMessage, RoomMetadata, RoomMetadataMessage
@@ -62,6 +63,7 @@ from jicofo.xmpp.muc import (
 
 from .av_moderation import AvModerationState
 from .cascade import Cascade
+from .gateways import FEATURE_JIBRI, FEATURE_JIGASI, is_gateway_member
 from .metadata_wait import presets_enabled, wait_for_metadata
 from .mute import (
     AvModeration,
@@ -88,8 +90,6 @@ MEETING_ID_FIELD = "muc#roominfo_meetingId"
 CLEANUP_TIMEOUT = 3.0
 # Members whose presence says they are a gateway, not a person: they do not count towards
 # min-participants or auto-owner, as upstream.
-FEATURE_JIBRI = "http://jitsi.org/protocol/jibri"
-FEATURE_JIGASI = "http://jitsi.org/protocol/jigasi"
 FEATURE_AUDIO_MUTE = "http://jitsi.org/protocol/audio-mute"  # a Jigasi that can be force-muted
 
 
@@ -158,6 +158,8 @@ class Conference:
         self.roles: RoleStrategy | None = None
         # Set for a conference rebuilt from the restart store: `run` resumes it instead of joining.
         self.resume: Callable[[Conference, trio.Nursery], Awaitable[None]] | None = None
+        # Recording, streaming and SIP calls through Jibri (jicofo/jibri/), while running.
+        self.jibri: ConferenceJibri | None = None
 
     def __repr__(self) -> str:
         return f"<Conference {self.room_jid}>"
@@ -175,6 +177,11 @@ class Conference:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    if self.services.jibri is not None:
+                        rtcstats = self.properties.get("rtcstatsEnabled", "true").lower() != "false"
+                        self.jibri = ConferenceJibri(self.services.jibri, self.room_jid, nursery,
+                                                     presence_changed=self._presence_changed,
+                                                     rtcstats_enabled=rtcstats)
                     if self.resume is not None:
                         await self.resume(self, nursery)
                     else:
@@ -269,6 +276,8 @@ class Conference:
         ]
         if self._bridge_not_available:
             extensions.append(bridge_not_available())
+        if self.jibri is not None:
+            extensions.extend(self.jibri.presence_extensions())
         return extensions
 
     async def _publish_presence(self) -> None:
@@ -287,6 +296,8 @@ class Conference:
         """Expire the bridge conferences and leave the room, within a bounded time. Sessions
         that were being let go (their expire queued, their task cancelled with the conference)
         are expired here too."""
+        if self.jibri is not None:
+            self.jibri.shutdown()
         sessions = list(self.colibri_sessions.values())
         sessions += [s for s in self._letting_go if s.created and s not in sessions]
         brewery = self.services.brewery
@@ -398,17 +409,16 @@ class Conference:
 
     def _is_gateway(self, occupant: Occupant) -> bool:
         participant = self.participants.get(occupant.nick)
-        features = self._gateway_features(participant) if participant is not None else frozenset()
-        return FEATURE_JIBRI in features or FEATURE_JIGASI in features
+        features = participant.presence.features if participant is not None else frozenset()
+        return is_gateway_member(occupant, features, self.services.config.xmpp.trusted_domains) is not None
 
-    def _gateway_features(self, participant: Participant) -> frozenset[str]:
-        """The member's features, except that Jibri and Jigasi count only from a real JID in
-        `jicofo.xmpp.trusted-domains` (as upstream): a guest cannot claim to be a gateway."""
-        features = participant.presence.features
-        jid = participant.occupant.jid
-        if jid is not None and jid.domain in self.services.config.xmpp.trusted_domains:
-            return features
-        return features - {FEATURE_JIBRI, FEATURE_JIGASI}
+    def jibri_requester(self, nick: str | None) -> tuple[bool, bool | None]:
+        """For a Jibri request from occupant `nick`: (a member?, a moderator? None: role unknown)."""
+        participant = self.participants.get(nick) if nick is not None else None
+        if participant is None:
+            return False, None
+        occupant = participant.occupant
+        return True, occupant.role == "moderator" or occupant.affiliation in ("owner", "admin")
 
     def _member_joined(self, occupant: Occupant) -> None:
         if occupant.nick in self.participants:
@@ -616,13 +626,14 @@ class Conference:
         if participant is None:
             return None
         occupant = participant.occupant
-        features = self._gateway_features(participant)
+        features = participant.presence.features
+        gateway = is_gateway_member(occupant, features, self.services.config.xmpp.trusted_domains)
         return MuteMember(
             nick=participant.endpoint_id,
             moderator=occupant.role == "moderator" or occupant.affiliation in ("owner", "admin"),
             visitor=occupant.role == "visitor",
-            jibri=FEATURE_JIBRI in features,
-            jigasi=FEATURE_JIGASI in features,
+            jibri=gateway == FEATURE_JIBRI,
+            jigasi=gateway == FEATURE_JIGASI,
             audio_mute_support=participant.features is not None
             and FEATURE_AUDIO_MUTE in participant.features,
         )
@@ -949,6 +960,7 @@ class Conference:
             "bridge_not_available": self._bridge_not_available,
             "av_moderation": self.av_state.to_json(),
             "room_metadata": self.room_metadata.to_json() if self.room_metadata is not None else None,
+            "jibri": self.jibri.to_json() if self.jibri is not None else None,
         }
 
 

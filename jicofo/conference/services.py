@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from jicofo.bridge.brewery import Brewery
     from jicofo.bridge.model import Bridge
     from jicofo.bridge.selector import BridgeSelector
+    from jicofo.jibri.conference_jibri import JibriServices
+    from jicofo.jigasi.service import JigasiServices
 
     from .conference import Conference
     from .participant import Participant
@@ -52,6 +54,8 @@ class ConferenceServices:
     clock: Callable[[], float] | None = None
     auth: AuthAuthority | None = None  # jicofo.authentication (None: off)
     state_hook: ConferenceStateHook | None = None  # the restart store, when enabled
+    jibri: JibriServices | None = None  # when a Jibri or SIP-Jibri brewery is configured
+    jigasi: JigasiServices | None = None  # when a Jigasi brewery is configured
 
     @property
     def request_timeout(self) -> float:

@@ -42,15 +42,11 @@ UNBUILT: tuple[Unbuilt, ...] = (
     Unbuilt("jicofo.xmpp.visitors", "visitor nodes are not built; no connection is made to them"),
     Unbuilt("jicofo.bridge.topology-strategy", "only SingleMeshTopologyStrategy is built (the "
             "visitor topology comes with visitors); ignored"),
-    # Jibri, Jigasi, transcription: features another branch builds. Nothing is exposed without
-    # them (their requests are refused, nothing is advertised), so a warning.
-    Unbuilt("jicofo.jibri", "Jibri (recording, live streaming) is not built yet; ignored"),
-    Unbuilt("jicofo.jibri-sip", "the SIP gateway through Jibri is not built yet; ignored"),
-    Unbuilt("jicofo.jigasi", "Jigasi is not built yet: no SIP gateway is advertised; ignored"),
+    # Jibri and Jigasi are built (jicofo/jibri/, jicofo/jigasi/); these parts of them are not.
+    Unbuilt("jicofo.jibri.use-private-address-connectivity", "not built; ignored"),
+    Unbuilt("jicofo.jigasi.use-private-address-connectivity", "not built; ignored"),
     Unbuilt("jicofo.transcription", "transcription through the bridge is not built; ignored"),
     Unbuilt("jicofo.translation", "audio translation is not built; ignored"),
-    Unbuilt("jicofo.conference.enable-moderator-checks", "it guards Jibri and Jigasi requests, "
-            "which are not built (they are refused for everyone); ignored"),
     # Keys this focus has no use for.
     Unbuilt("jicofo.conference.use-rtp-mid-demux", "not read by this focus; ignored"),
     Unbuilt("jicofo.metrics.update-interval", "gauges are computed at each scrape; ignored"),

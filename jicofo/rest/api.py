@@ -44,6 +44,7 @@ from jicofo.http.server import HttpError, HttpServer, Request, Response, Router
 from jicofo.xmlns.conference_iq import ConferenceRequest
 from jicofo.xmpp.jid import JID, InvalidJID
 
+from .gateway_metrics import gateway_debug_json
 from .metrics import BridgeEventCounts, metrics_json, metrics_registry, stats_json
 
 if TYPE_CHECKING:
@@ -223,6 +224,7 @@ class RestApi:
             # room_metadata is our addition.
             **{kind: {"address": str(self.app.focus.components.get(kind, "null"))}
                for kind in ("av_moderation", "room_metadata")},
+            **gateway_debug_json(self.app),
         }
         if self.health is not None:
             body["health"] = self.health.last_result.to_json()

@@ -5,9 +5,9 @@ Prometheus text format with `_total` appended, as prometheus-client (and upstrea
 writes them. Nothing is refreshed periodically: every scrape reads the live state, so the values
 are never up to `metrics.update-interval` old.
 
-Only what the focus really tracks is exported. Metrics of features it does not have (Jigasi,
-visitors, load redistribution, XMPP disconnect counting) are left out
-rather than shown as zero; Jibri gauges are there because "no active recording" is simply true.
+Only what the focus really tracks is exported. Metrics of features it does not have (visitors,
+XMPP disconnect counting) are left out rather than shown as zero; Jibri and Jigasi figures come
+from gateway_metrics.py.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 
 from jicofo import __version__
 from jicofo.health import HealthChecker, is_health_check_room
+from jicofo.rest.gateway_metrics import gateway_metrics, gateway_stats_json
 from jicofo.xmpp.traffic import TRAFFIC
 
 if TYPE_CHECKING:
@@ -132,14 +133,7 @@ def stats_json(app: FocusApp, health: HealthChecker | None,
         "visitors": 0,
         "conference_sizes": sizes,
         "endpoint_pairs": snap.pairs,
-        "jibri": {  # no Jibri support yet: nothing can be active or fail
-            "total_sip_call_failures": 0,
-            "total_live_streaming_failures": 0,
-            "total_recording_failures": 0,
-            "live_streaming_active": 0,
-            "recording_active": 0,
-            "sip_call_active": 0,
-        },
+        **gateway_stats_json(app),
         "queues": {},
         "bridge_selector": {
             "bridge_count": len(snap.bridges),
@@ -257,9 +251,7 @@ class FocusCollector:
         redistributor = app.load_redistributor
         yield counter("load_redistributor_endpoints_moved", "Endpoints moved by load redistribution.",
                       redistributor.total_moved if redistributor is not None else 0)
-        yield gauge("jibri_recording_active", "Active recordings.", 0)
-        yield gauge("jibri_live_streaming_active", "Active live streams.", 0)
-        yield gauge("jibri_sip_active", "Active SIP calls through Jibri.", 0)
+        yield from gateway_metrics(app)
         yield gauge("threads", "Threads in the process.", threading.active_count())
         if self.health is not None:
             yield gauge("healthy", "Whether the focus's own health check passes.",

@@ -54,7 +54,9 @@ _KNOBS = {
     "join_rate": "join-rate", "hold": "hold", "churn": "churn", "source_changes": "source-changes",
     "ice_restarts_per_minute": "ice-restarts-per-minute",
     "mutes_per_minute": "mutes-per-minute",
-    "bridges": "bridges", "fault": "faults", "duration": "duration", "stop_p99": "stop-p99",
+    "bridges": "bridges", "jibris": "jibris", "recordings": "recordings", "jigasis": "jigasis",
+    "dials": "dials",
+    "fault": "faults", "duration": "duration", "stop_p99": "stop-p99",
     "stop_errors": "stop-errors", "session_timeout": "session-timeout", "room_prefix": "room-prefix",
     "seed": "seed", "reload_delay": "reload-delay",
 }
@@ -84,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mutes-per-minute", type=float,
                    help="remote audio mutes (each followed by a self-unmute) per minute (default 0)")
     s.add_argument("--bridges", type=int, help="simulated bridges (default 2 with --local)")
+    s.add_argument("--jibris", type=int, help="simulated Jibris (--local; default 0)")
+    s.add_argument("--recordings", type=int,
+                   help="conferences whose moderator starts a file recording (default 0)")
+    s.add_argument("--jigasis", type=int, help="simulated SIP Jigasis (--local; default 0)")
+    s.add_argument("--dials", type=int, help="conferences whose moderator dials out once (default 0)")
     s.add_argument("--fault", action="append", metavar="KIND@TIME[:BRIDGE]",
                    help="inject a fault (repeatable), e.g. kill-bridge@30s")
     s.add_argument("--duration", help="length of the load phase (default 30s)")
@@ -179,7 +186,8 @@ async def open_target(args: argparse.Namespace, scenario: Scenario) -> AsyncIter
     if args.local:
         proxy = any(f.kind == "cut-focus-connection" for f in scenario.faults)
         restartable = any(f.kind == "restart-focus" for f in scenario.faults)
-        async with local_stack(scenario.bridges, shards=args.shards, proxy_focus=proxy,
+        async with local_stack(scenario.bridges, shards=args.shards, jibris=scenario.jibris,
+                               jigasis=scenario.jigasis, proxy_focus=proxy,
                                focus_log_level=args.focus_log_level,
                                focus_packet_log=args.focus_packet_log,
                                bridge_stats_on_change=args.bridge_stats_on_change,

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ from typing import Any, BinaryIO
 import trio
 
 from jicofo.testing.focus_settings import focus_overrides
+from jicofo.testing.gateways import jibri_brewery, jigasi_brewery
 from jicofo.testing.prosody import ProsodyInstance, start_prosody
 from jicofo.testing.sessions import end_session
 from jicofo.testing.tcp_proxy import TcpProxy
@@ -65,6 +67,8 @@ class Target:
     muc_domain: str
     focus: str  # where conference IQs go
     bridge_api: tuple[str, int] | None = None  # control API of our simulated bridges
+    jibri_api: tuple[str, int] | None = None  # control API of our simulated Jibris
+    jigasi_api: tuple[str, int] | None = None  # control API of our simulated Jigasis
     focus_rest: tuple[str, int] | None = None
     focus_proxy: TcpProxy | None = None  # cut() = cut-focus-connection
     end_focus_session: Callable[[], Awaitable[None]] | None = None  # drop-focus-connection
@@ -155,6 +159,8 @@ async def local_stack(
     bridges: int,
     *,
     shards: int = 1,
+    jibris: int = 0,
+    jigasis: int = 0,
     proxy_focus: bool = False,
     focus_log_level: str = "WARNING",
     focus_packet_log: bool = False,
@@ -195,10 +201,21 @@ async def local_stack(
         bridge_process = bridge_port = None
         focus_processes: list[trio.Process] = []
         haproxy: HAProxy | None = None
+        jibri_process = jibri_port = None
+        jigasi_process = jigasi_port = None
         try:
             if bridges:
                 bridge_process, bridge_port = await _start_bridges(
                     prosodies, bridges, workdir, ("--stats-on-change",) if bridge_stats_on_change else ())
+            # Simulated Jibris and Jigasis serve the first shard.
+            if jibris:
+                jibri_process, jibri_port = await _start_jibris(prosodies[0], jibris, workdir)
+                first_extra.setdefault("jicofo.jibri.brewery-jid", jibri_brewery(prosodies[0]))
+                first_extra.setdefault("jicofo.xmpp.trusted-domains", [prosodies[0].auth_domain])
+            if jigasis:
+                jigasi_process, jigasi_port = await _start_jigasis(prosodies[0], jigasis, workdir)
+                first_extra.setdefault("jicofo.jigasi.brewery-jid", jigasi_brewery(prosodies[0]))
+                first_extra.setdefault("jicofo.xmpp.trusted-domains", [prosodies[0].auth_domain])
             shard_list: list[Shard] = []
             for number, prosody in enumerate(prosodies, 1):
                 shard_dir = workdir if shards == 1 else workdir / f"shard{number}"
@@ -254,6 +271,10 @@ async def local_stack(
                 where = f"{shards} shards behind haproxy 127.0.0.1:{haproxy.port}"
             if bridge_process is not None:
                 pids["bridges"] = bridge_process.pid
+            if jibri_process is not None:
+                pids["jibris"] = jibri_process.pid
+            if jigasi_process is not None:
+                pids["jigasis"] = jigasi_process.pid
             yield Target(
                 description=f"local stack ({where}, {bridges} simulated bridge(s)"
                             + (f"; logs in {workdir})" if keep_logs is not None else ")"),
@@ -262,6 +283,8 @@ async def local_stack(
                 muc_domain=first.muc_domain,
                 focus=first.component_jid,
                 bridge_api=("127.0.0.1", bridge_port) if bridge_port else None,
+                jibri_api=("127.0.0.1", jibri_port) if jibri_port else None,
+                jigasi_api=("127.0.0.1", jigasi_port) if jigasi_port else None,
                 focus_rest=shard_list[0].focus_rest,
                 focus_proxy=proxy,
                 end_focus_session=lambda: end_session(focus_session_settings(first)),
@@ -276,6 +299,10 @@ async def local_stack(
                 await terminate(process, "the focus" if shards == 1 else f"the focus of shard {n}")
             if bridge_process is not None:
                 await terminate(bridge_process, "jicofo-bridge-sim", grace=5)
+            if jibri_process is not None:
+                await terminate(jibri_process, "jicofo-jibri-sim", grace=5)
+            if jigasi_process is not None:
+                await terminate(jigasi_process, "jicofo-jigasi-sim", grace=5)
             nursery.cancel_scope.cancel()
             if keep_logs is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -327,6 +354,42 @@ async def _start_bridges(prosodies: list[ProsodyInstance], count: int, workdir: 
         brewery=first.brewery_jid, count=count, password=first.jvb_password, workdir=workdir,
         extra_args=extra,
     )
+
+
+async def _start_jibris(prosody: ProsodyInstance, count: int, workdir: Path) -> tuple[trio.Process, int]:
+    """`count` simulated Jibris in one `jicofo-jibri-sim` child (account jibri@auth, registered
+    here); its log goes to `workdir/jibris.log`."""
+    return await _start_gateway_sim(prosody, "jibri", ["--brewery", jibri_brewery(prosody),
+                                                       "--jibris", str(count)], workdir)
+
+
+async def _start_jigasis(prosody: ProsodyInstance, count: int, workdir: Path) -> tuple[trio.Process, int]:
+    """`count` simulated SIP Jigasis in one `jicofo-jigasi-sim` child (account jigasi@auth)."""
+    return await _start_gateway_sim(prosody, "jigasi", ["--brewery", jigasi_brewery(prosody),
+                                                        "--jigasis", str(count)], workdir)
+
+
+async def _start_gateway_sim(prosody: ProsodyInstance, kind: str, args: list[str],
+                             workdir: Path) -> tuple[trio.Process, int]:
+    password = secrets.token_hex(8)
+    await prosody.register(kind, prosody.auth_domain, password)
+    stderr = _log_file(workdir / f"{kind}s.log")
+    try:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", f"jicofo.sim.{kind}_cli", "--host", prosody.ip,
+             "--port", str(prosody.c2s_port), "--domain", prosody.auth_domain, "--user", kind,
+             "--tls", "off", *args, "--http-port", "0", "--log-level", "WARNING"],
+            env={**os.environ, f"{kind.upper()}_PASSWORD": password}, stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    finally:
+        stderr.close()
+    try:
+        control_port = await _read_port_line(process, STARTUP_TIMEOUT)
+    except BaseException:
+        await terminate(process, f"jicofo-{kind}-sim", grace=2)
+        raise
+    return process, control_port
 
 
 async def start_bridge_sim(

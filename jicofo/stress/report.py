@@ -197,6 +197,9 @@ def render_text(report: Mapping[str, Any]) -> str:
         line = f"fault {fault['fault']} at {fault['applied_at_s']:.1f} s"
         if fault.get("error"):
             line += f": not applied ({fault['error']})"
+        elif fault.get("jibri"):
+            line += (f" on {fault['jibri']}: {len(fault.get('sessions_on_it', []))} recording session(s) "
+                     "on it (see recordings)")
         elif fault.get("expects_reinvite"):
             line += (f" on {fault['bridge']}: {fault['affected']} participant(s) on it, re-invited "
                      f"{fault['reinvited']}, not re-invited {fault['not_reinvited']}")
@@ -233,6 +236,25 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.append(f"shard {shard['shard']}{'' if shard['focus_alive'] else ' (focus killed)'}: "
                      f"{shard['rooms']} room(s), endpoints per bridge: {bridges}; rooms also on another "
                      f"shard: {shard['rooms_also_on_another_shard']}")
+    if report.get("recordings") is not None:
+        rec = report["recordings"]
+        lines.append(f"recordings: requested {rec['requested']}, started {rec['started']}, on {rec['on']}, "
+                     f"running at the end {rec['running_at_end']}"
+                     + (f"; start -> on {', '.join(f'{v:.0f}' for v in rec['start_to_on_ms'])} ms"
+                        if rec["start_to_on_ms"] else "")
+                     + (f"; refused {rec['refused']}" if rec["refused"] else ""))
+        for kill in rec["kills"]:
+            lines.append(f"  {kill['jibri']} killed at {kill['at_s']:.1f} s: {kill['recovered']} session(s) "
+                         f"recovered, {kill['lost']} lost")
+            for sid, outcome in kill["sessions"].items():
+                state = (f"recovered on {outcome['now_on']}" if outcome["recovered"]
+                         else f"lost (members see {outcome['members_see']})")
+                lines.append(f"    session {sid}: {state}")
+    if report.get("dials") is not None:
+        dials = report["dials"]
+        lines.append(f"dial-outs: requested {dials['requested']}, answered {dials['answered']}"
+                     + (f"; refused {dials['refused']}" if dials["refused"] else ""))
+        lines.append(_latency_line("  dial -> Jigasi's answer", dials["dial_to_answer"]))
     if report.get("bridge_leaks") is not None:
         leaks = report["bridge_leaks"]
         lines.append(f"bridge conferences no live participant is in: {leaks['orphaned_at_load_end']} at the "

@@ -34,7 +34,9 @@ from jicofo.sim.participant import (
 from jicofo.tasks import single_cause
 from jicofo.xmpp.errors import StanzaError, XMPPError
 
+from .dials import DialLoad
 from .local import Shard, Target
+from .recordings import RecordingLoad
 from .report import ProcWatch, breakdown, percentile, summarize
 from .scenario import FOCUS_FAULTS, Scenario
 
@@ -179,6 +181,8 @@ class Runner:
         self._all_left = trio.Event()  # set whenever _active drops to zero
         self._counter = 0
         self._nursery: trio.Nursery | None = None
+        self.recordings = RecordingLoad(self) if scenario.recordings else None
+        self.dials = DialLoad(self) if scenario.dials else None
 
     # ----- the run --------------------------------------------------------------------------------
 
@@ -205,6 +209,10 @@ class Runner:
                     load.start_soon(self._mutes)
                 if self.sc.faults:
                     load.start_soon(self._inject_faults)
+                if self.recordings is not None:
+                    load.start_soon(self.recordings.run)
+                if self.dials is not None:
+                    load.start_soon(self.dials.run)
                 with trio.move_on_after(self.sc.duration):
                     await self._load_done.wait()
                 self._load_done.set()
@@ -213,6 +221,8 @@ class Runner:
             self.progress.done()
             await self._fetch_focus_stats()
             self.shards = await self._shards_report()
+            if self.recordings is not None:
+                await self.recordings.finish()
             orphaned = await self._orphaned_bridge_conferences()
             self.progress.say(f"load phase over after {self.load_end - self.t0:.1f} s; everyone leaves")
             for slot in self.slots:
@@ -525,6 +535,8 @@ class Runner:
                 record.error = f"{type(exc).__name__}: {exc}"
                 self.runner_errors.append(f"fault {fault} not applied: {record.error}")
             where = f" on {record.bridge}" if record.bridge else ""
+            if "jibri" in record.detail:
+                where = f" on {record.detail['jibri']} ({len(record.detail['sessions_on_it'])} session(s))"
             outcome = (f" -- FAILED: {record.error}" if record.error
                        else f": {len(record.affected)} participant(s) affected")
             self.progress.say(f"[{record.applied_at_s:6.1f}s] fault {fault}{where}{outcome}")
@@ -548,6 +560,11 @@ class Runner:
             record.bystanders = {ep: sid for ep, sid in in_session.items() if ep not in record.affected}
             record.detail["rooms_on_shard"] = len(rooms)
             shard.kill_focus()
+            return
+        if kind == "kill-jibri":
+            if self.recordings is None:
+                raise RuntimeError("kill-jibri needs recordings in the scenario")
+            await self.recordings.kill(target, record)
             return
         if kind == "drop-focus-connection":
             end = self.target.end_focus_session
@@ -811,6 +828,8 @@ class Runner:
             "focus_stats": self.focus_stats,
             "focus_traffic": self._focus_traffic(),
             "shards": self.shards,
+            **({"recordings": self.recordings.report(self.t0)} if self.recordings is not None else {}),
+            **({"dials": self.dials.report()} if self.dials is not None else {}),
         }
 
     def _focus_traffic(self) -> dict[str, Any] | None:

@@ -12,6 +12,11 @@ Given as flags, as a small HOCON or JSON file (keys are the long flag names, e.g
     mutes-per-minute = 10         # a moderator mutes someone's audio, who then unmutes itself
     bridges = 2                   # simulated bridges (local stack, or --brewery on a deployment)
     faults = ["kill-bridge@30s", "graceful-bridge@45s:jvb-sim-2"]
+    jibris = 2                    # simulated Jibris (local stack only)
+    recordings = 2                # conferences whose moderator starts a file recording
+                                  # (fault kill-jibri@T[:NICK] crashes a busy Jibri)
+    jigasis = 1                   # simulated SIP Jigasis (local stack only)
+    dials = 2                     # conferences whose moderator dials out once through Jigasi
     duration = 90s
     stop-p99 = 2s                 # ramp: stop adding load when the rolling p99 exceeds this
     stop-errors = 10              # ... or when this many errors/failed joins were seen
@@ -31,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("kill-bridge", "unhealthy-bridge", "graceful-bridge", "drop-focus-connection",
-               "cut-focus-connection", "kill-focus", "restart-focus")
+               "cut-focus-connection", "kill-focus", "restart-focus", "kill-jibri")
+JIBRI_FAULTS = ("kill-jibri",)  # need simulated Jibris, not bridges
 # Need no bridges. kill-focus: SIGKILL a shard's focus; restart-focus: SIGKILL the local focus and
 # start it again 1 s later (issue 14).
 FOCUS_FAULTS = ("drop-focus-connection", "cut-focus-connection", "kill-focus", "restart-focus")
@@ -48,6 +54,8 @@ LIMITS = {
     "ice_restarts_per_minute": 6000.0,
     "mutes_per_minute": 6000.0,
     "bridges": 50,
+    "jibris": 50,
+    "jigasis": 50,
     "faults": 20,
 }
 
@@ -149,6 +157,10 @@ class Scenario:
     ice_restarts_per_minute: float = 0.0  # in-place ICE restart requests per minute
     mutes_per_minute: float = 0.0  # remote mutes (then a self-unmute) per minute
     bridges: int = 2
+    jibris: int = 0  # simulated Jibris (local stack)
+    recordings: int = 0  # conferences in which a moderator starts a recording
+    jigasis: int = 0  # simulated SIP Jigasis (local stack)
+    dials: int = 0  # conferences in which a moderator dials out through Jigasi
     faults: tuple[Fault, ...] = ()
     duration: float = 30.0  # the load phase; the teardown after it is bounded separately
     stop_p99: float | None = None  # end the load phase when the rolling p99 join->session exceeds it
@@ -183,6 +195,14 @@ class Scenario:
         bound("ice_restarts_per_minute", self.ice_restarts_per_minute, 0, LIMITS["ice_restarts_per_minute"])
         bound("mutes_per_minute", self.mutes_per_minute, 0, LIMITS["mutes_per_minute"])
         bound("bridges", self.bridges, 0, LIMITS["bridges"])
+        bound("jibris", self.jibris, 0, LIMITS["jibris"])
+        bound("recordings", self.recordings, 0, self.conferences)
+        if self.recordings and not self.jibris:
+            raise ScenarioError("recordings: needs simulated Jibris (jibris >= 1)")
+        bound("jigasis", self.jigasis, 0, LIMITS["jigasis"])
+        bound("dials", self.dials, 0, self.conferences)
+        if self.dials and not self.jigasis:
+            raise ScenarioError("dials: needs simulated Jigasis (jigasis >= 1)")
         bound("session_timeout", self.session_timeout, 1, 600)
         parse_delay_range(list(self.reload_delay))
         if len(self.faults) > LIMITS["faults"]:
@@ -190,7 +210,10 @@ class Scenario:
         for fault in self.faults:
             if fault.at > self.duration:
                 raise ScenarioError(f"fault {fault}: after the end of the run ({self.duration:g} s)")
-            if fault.kind not in FOCUS_FAULTS and self.bridges == 0:
+            if fault.kind in JIBRI_FAULTS:
+                if self.jibris == 0:
+                    raise ScenarioError(f"fault {fault}: needs simulated Jibris (jibris >= 1)")
+            elif fault.kind not in FOCUS_FAULTS and self.bridges == 0:
                 raise ScenarioError(f"fault {fault}: needs simulated bridges (bridges >= 1)")
         if self.stop_p99 is not None:
             bound("stop_p99", self.stop_p99, 0.001, 600)
@@ -216,6 +239,10 @@ class Scenario:
             "ice-restarts-per-minute": self.ice_restarts_per_minute,
             "mutes-per-minute": self.mutes_per_minute,
             "bridges": self.bridges,
+            "jibris": self.jibris,
+            "recordings": self.recordings,
+            "jigasis": self.jigasis,
+            "dials": self.dials,
             "faults": [str(f) for f in self.faults],
             "duration": self.duration,
             "stop-p99": self.stop_p99,
@@ -244,6 +271,10 @@ _CONVERTERS: dict[str, Any] = {
     "ice-restarts-per-minute": float,
     "mutes-per-minute": float,
     "bridges": int,
+    "jibris": int,
+    "recordings": int,
+    "jigasis": int,
+    "dials": int,
     "faults": lambda v: tuple(Fault.parse(f) for f in ([v] if isinstance(v, str) else v)),
     "duration": lambda v: parse_duration(v, "duration"),
     "stop-p99": _opt_duration("stop-p99"),
