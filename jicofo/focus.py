@@ -38,6 +38,10 @@ from jicofo.xmlns.component_message import (
 )
 from jicofo.xmlns.conference_iq import (
     CONFERENCE,
+    PROP_AUTHENTICATION,
+    PROP_EXTERNAL_AUTH,
+    PROP_SIP_GATEWAY_ENABLED,
+    PROP_VISITORS_SUPPORTED,
     ConferenceAnswer,
     ConferenceRequest,
     session_invalid,
@@ -51,9 +55,6 @@ from jicofo.xmpp.jid import JID, InvalidJID
 
 log = logging.getLogger(__name__)
 
-PROP_AUTHENTICATION = "authentication"
-PROP_EXTERNAL_AUTH = "externalAuth"
-PROP_VISITORS_SUPPORTED = "visitors-supported"
 
 # Component types discovered on the main domain whose messages the focus reads (row 9).
 COMPONENT_AV_MODERATION = "av_moderation"
@@ -298,11 +299,14 @@ class Focus:
         except ConferenceRequestError:
             stats.conference_requests_errors += 1
             raise
-        # Advertised only as built: no sipGatewayEnabled until Jigasi is handled (config/unbuilt.py).
+        # Advertised only as built (config/unbuilt.py): no visitors; a SIP gateway whenever a
+        # Jigasi brewery is configured, as upstream.
         properties = {PROP_AUTHENTICATION: "false"}
         if self.auth is not None:
             properties[PROP_AUTHENTICATION] = "true"
             properties[PROP_EXTERNAL_AUTH] = "true" if self.auth.external else "false"
+        if self.services.jigasi is not None:
+            properties[PROP_SIP_GATEWAY_ENABLED] = "true"
         properties[PROP_VISITORS_SUPPORTED] = "false"
         return ConferenceAnswer(room=str(room), ready=ready, focus_jid=self.focus_jid,
                                 session_id=session.session_id if session else None,

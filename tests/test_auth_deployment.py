@@ -46,6 +46,7 @@ async def test_docker_style_conf_loads_and_enforces(
     assert answer.properties == {
         "authentication": "true",
         "externalAuth": "true" if kind is AuthenticationType.JWT else "false",
+        "sipGatewayEnabled": "true",  # the file configures a Jigasi brewery
         "visitors-supported": "false",
     }
 
