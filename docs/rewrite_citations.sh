@@ -18,13 +18,16 @@ qualify() {
     [ -f "$file" ] && perl -0pi -e "$expr" "$file"
     return 0
 }
-qualify jicofo/stats.py 's/§5 of the\n(\s*)reference\)/§5 of\n$1docs\/jicofo.md)/'
+qualify jicofo/stats.py 's/§5 of the\n(\s*)reference\)/§5 of\n${1}docs\/jicofo.md)/'
 qualify jicofo/focus.py 's/metadata, §7\.20\)/metadata, docs\/jicofo.md §7.20)/'
 qualify jicofo/sim/bridge.py 's/ \(§2\.8\)/ (docs\/jvb.md §2.8)/; s/ \(§2\.6\)/ (docs\/jvb.md §2.6)/'
-qualify jicofo/sim/participant.py 's/ \(§7\.8\)/ (docs\/jicofo.md §7.8)/'
+qualify jicofo/sim/participant.py \
+    's/ and the bridge-session id \(§7\.8\)\."""/ and the bridge-session id\n        (docs\/jicofo.md §7.8)."""/'
 qualify jicofo/xmlns/presence_ext.py 's/\(focus presence, §2\.7\)/(focus presence, docs\/jicofo.md §2.7)/'
-qualify jicofo/bridge/brewery.py 's/\(#45, #46, #56-#59\)/(docs\/jicofo.md #45, #46, #56-#59)/'
-qualify tests/test_cascade.py 's/"""§2\.10:/"""docs\/jicofo.md §2.10:/; s/\(§2\.10: any/(docs\/jicofo.md §2.10: any/'
+qualify jicofo/bridge/brewery.py 's/\(#45, #46, #56-#59\)/(docs\/jicofo.md #45-#46, #56-#59)/'
+qualify tests/test_cascade.py \
+    's/"""§2\.10:(.*) its members are\n(\s*)re-invited/"""docs\/jicofo.md §2.10:${1} its members\n${2}are re-invited/;
+     s/\(§2\.10: any/(docs\/jicofo.md §2.10: any/'
 qualify tests/test_participant_sim.py \
     's/Restart \(§3\.6\)/Restart (docs\/client.md §3.6)/; s/report \(§7\.8\)/report (docs\/jicofo.md §7.8)/; s/restart \(§3\.7\)/restart (docs\/client.md §3.7)/'
 qualify tests/test_xmlns_colibri2.py 's/colibri_stats\), §1\.4\./colibri_stats), docs\/jvb.md §1.4./'
