@@ -23,6 +23,11 @@ qualify jicofo/focus.py 's/metadata, §7\.20\)/metadata, docs\/jicofo.md §7.20)
 qualify jicofo/sim/bridge.py 's/ \(§2\.8\)/ (docs\/jvb.md §2.8)/; s/ \(§2\.6\)/ (docs\/jvb.md §2.6)/'
 qualify jicofo/sim/participant.py \
     's/ and the bridge-session id \(§7\.8\)\."""/ and the bridge-session id\n        (docs\/jicofo.md §7.8)."""/'
+qualify jicofo/sim/participant.py \
+    's/new session \(§3\.6\): session-terminate with `<success\/>` "restart\n(\s*)required"/new session (docs\/client.md §3.6): session-terminate with `<success\/>`\n${1}"restart required"/;
+     s/lib-jitsi-meet \(§3\.7\)/lib-jitsi-meet (docs\/client.md §3.7)/'
+qualify jicofo/bridge/colibri.py \
+    's/\(§2\.10 tables\)/(docs\/jicofo.md §2.10 tables)/; s/background requests, §2\.10,/background requests, docs\/jicofo.md §2.10,/'
 qualify jicofo/xmlns/presence_ext.py 's/\(focus presence, §2\.7\)/(focus presence, docs\/jicofo.md §2.7)/'
 qualify jicofo/bridge/brewery.py 's/\(#45, #46, #56-#59\)/(docs\/jicofo.md #45-#46, #56-#59)/'
 qualify tests/test_cascade.py \
