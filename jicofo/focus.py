@@ -97,7 +97,7 @@ def client_proxy_jid(value: str | None) -> JID | None:
 
 
 def request_sender(sender: str | None, client_proxy: JID | None) -> JID | None:
-    """Who really sent a request (focus-behaviour.md #10). A client-proxy component (Prosody's
+    """Who really sent a request (docs/jicofo.md #10). A client-proxy component (Prosody's
     mod_client_proxy) sends from `<proxy domain>/<client's full JID>`: for a sender on that domain
     the resource is the sender. Raises StanzaError(bad-request) when it is not a JID. The answer
     still goes to the proxy's address, which relays it."""
@@ -193,7 +193,7 @@ class Focus:
             task_status.started()
             await trio.sleep_forever()
 
-    # ----- components (focus-behaviour.md §1.2 row 9) ---------------------------------------------
+    # ----- components (docs/jicofo.md §1.2 row 9) ---------------------------------------------
 
     async def discover_components(self) -> None:
         """disco#info to the main domain (`jicofo.xmpp.client.xmpp-domain`); every identity of
@@ -227,7 +227,7 @@ class Focus:
 
     def route_component_message(self, message: Element) -> None:
         """Messages not routed to a room: a component's `<json-message>` (A/V moderation, room
-        metadata, §7.20) is read when it comes from that component's discovered address and
+        metadata, docs/jicofo.md §7.20) is read when it comes from that component's discovered address and
         names a conference the focus runs; anything else is ignored."""
         json_message = json_message_of(message)
         if json_message is None or message.get("type", "normal") != "normal":
@@ -336,7 +336,7 @@ class Focus:
             raise ConferenceRequestError("not-authorized", "not authorized user domain")
         return session
 
-    # ----- breakout rooms (focus-behaviour.md §1.8 row 76) -------------------------------------
+    # ----- breakout rooms (docs/jicofo.md §1.8 row 76) -------------------------------------
 
     @property
     def breakout_domain(self) -> str | None:
@@ -480,7 +480,7 @@ class Focus:
         log.info("conference request for %s from %s: ready=%s", answer.room, sender, answer.ready)
         return answer.to_element()
 
-    # ----- login-url and logout (focus-behaviour.md §1.10 row 87, §7.2) --------------------------
+    # ----- login-url and logout (docs/jicofo.md §1.10 row 87, §7.2) --------------------------
 
     async def handle_login_url(self, iq: Element) -> Element:
         """`<login-url room machine-uid popup>` (get): where the user logs in."""
@@ -539,7 +539,7 @@ class Focus:
             raise StanzaError("item-not-found", "not a member of the conference",
                               app_element=unknown_session())
 
-    # ----- mute requests (focus-behaviour.md §1.8 row 72, §7.19) ---------------------------------
+    # ----- mute requests (docs/jicofo.md §1.8 row 72, §7.19) ---------------------------------
 
     def route_mute(self, iq: Element) -> None:
         """IQ router for `<mute>` (audio, video, desktop) from a member, via the focus's occupant
@@ -578,7 +578,7 @@ class Focus:
         try:
             await client.reply(iq)
             if notify is not None:
-                # The client never answers it (client-protocol §4.1): sent, not requested.
+                # The client never answers it (docs/client.md §4.1): sent, not requested.
                 await client.send(client.iq("set", target, notify.to_element()))
         except NotConnected as exc:
             log.info("mute answer to %s not sent: %s", iq.get("from"), exc)

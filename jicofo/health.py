@@ -1,4 +1,4 @@
-"""The focus's own health check (upstream's JicofoHealthChecker, focus-behaviour.md §1.11 #88).
+"""The focus's own health check (upstream's JicofoHealthChecker, docs/jicofo.md §1.11 #88).
 
     health = HealthChecker(app, app.config.health)
     nursery.start_soon(health.run)           # first check at once, in the background

@@ -1,5 +1,5 @@
-"""Counters the focus keeps for `/stats` and `/metrics` (names follow upstream's, §5 of the
-reference). Plain integers in one object: cheap to bump from anywhere in the task tree."""
+"""Counters the focus keeps for `/stats` and `/metrics` (names follow upstream's, §5 of
+docs/jicofo.md). Plain integers in one object: cheap to bump from anywhere in the task tree."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Breakout rooms (focus-behaviour.md §1.8 row 76) against a Prosody with a breakout MUC,
+"""Breakout rooms (docs/jicofo.md §1.8 row 76) against a Prosody with a breakout MUC,
 announced as the `breakout_rooms` component on the main domain, and whose breakout rooms name
 their main room in their room info (a test module standing in for Jitsi's breakout module)."""
 

@@ -1,5 +1,5 @@
 """The simulated bridge's Colibri2 engine, without I/O: answers and the error tables of
-bridge-protocol.md §2.4-§2.6, relays, ICE restarts, connects, shutdown, stats."""
+docs/jvb.md §2.4-§2.6, relays, ICE restarts, connects, shutdown, stats."""
 
 from __future__ import annotations
 

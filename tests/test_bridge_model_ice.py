@@ -1,4 +1,4 @@
-"""Per-bridge ICE-failure detection (focus-behaviour #61, §8.5) and how selection avoids a bridge
+"""Per-bridge ICE-failure detection (docs/jicofo.md #61, §8.5) and how selection avoids a bridge
 that is failing ICE."""
 
 from __future__ import annotations

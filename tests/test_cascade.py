@@ -318,8 +318,8 @@ async def test_without_relay_ids_a_conference_stays_on_one_bridge(prosody: Proso
 async def test_a_bridge_refusing_its_relay_is_dropped_and_its_members_moved(
     prosody: ProsodyInstance,
 ) -> None:
-    """§2.10: an error to a relay create fails the whole session on that bridge; its members are
-    re-invited on a bridge that works, and the conference is whole again."""
+    """docs/jicofo.md §2.10: an error to a relay create fails the whole session on that bridge; its members
+    are re-invited on a bridge that works, and the conference is whole again."""
     room = room_of(prosody, "refused")
     async with regions(prosody, "eu", "us") as sims, \
             running_focus(focus_config(prosody, CASCADE)) as app:
@@ -343,7 +343,7 @@ async def test_a_bridge_refusing_its_relay_is_dropped_and_its_members_moved(
                     await person.wait_for_remote_sources(american.endpoint_id, 10)
                 assert await on_bridge(american, sims["us"]) and await on_bridge(american, sims["eu"])
                 assert [s.bridge.nickname for s in conference.cascade.members] == ["jvb-eu-1"]
-                # The refusing bridge is marked non-operational (§2.10: any other error).
+                # The refusing bridge is marked non-operational (docs/jicofo.md §2.10: any other error).
                 assert app.brewery is not None
                 us_bridge = next(b for b in app.brewery.bridges.values() if b.nickname == us_nick)
                 assert not us_bridge.is_operational(trio.current_time())

@@ -2,7 +2,7 @@
 address `focus.<domain>`, a Prosody component running our contrib/prosody/mod_client_proxy.lua
 that relays to an online session of `focus@auth.<domain>` from `focus.<domain>/<client JID>`;
 the focus (`jicofo.xmpp.client.client-proxy`) decodes the real sender and answers the proxy,
-which relays the answer back (focus-behaviour.md #10)."""
+which relays the answer back (docs/jicofo.md #10)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def parse(document: object, room: str | None = None):  # type: ignore[no-untyped
 
 
 def test_reference_av_moderation_message() -> None:
-    # focus-behaviour.md §7.20
+    # docs/jicofo.md §7.20
     parsed = parse({"type": "av_moderation", "room": ROOM, "enabled": True, "mediaType": "audio",
                     "actor": f"{ROOM}/mod1", "whitelists": {"audio": [f"{ROOM}/ab12cd34"]}})
     assert parsed == AvModerationMessage(JID.parse(ROOM), True, "audio", f"{ROOM}/mod1",

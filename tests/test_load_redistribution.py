@@ -1,4 +1,4 @@
-"""Automatic load redistribution (focus-behaviour #62): the decisions (pure) and the timer loop
+"""Automatic load redistribution (docs/jicofo.md #62): the decisions (pure) and the timer loop
 (trio's MockClock)."""
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ async def focus_and_participant(
 
 
 # ---------------------------------------------------------------------------------------------
-# Offers as the focus builds them (focus-behaviour §7.4)
+# Offers as the focus builds them (docs/jicofo.md §7.4)
 
 
 def bridge_transport(*, fingerprint: bool = True, sctp: bool = False) -> IceUdpTransport:
@@ -375,7 +375,7 @@ async def test_join_session_and_scripted_changes(prosody: ProsodyInstance) -> No
         assert sources_from_contents(stop.contents).ssrcs == added.ssrcs
         await until(lambda: name not in (focus.presence_of(ep).source_info or {}))
 
-        # Restart (§3.6): terminate with success + restart, then a new offer is accepted.
+        # Restart (docs/client.md §3.6): terminate with success + restart, then a new offer is accepted.
         assert await p.request_restart()
         terminate = await focus.next_jingle(Action.SESSION_TERMINATE)
         assert terminate.reason is not None and terminate.reason.condition == "success"
@@ -386,12 +386,12 @@ async def test_join_session_and_scripted_changes(prosody: ProsodyInstance) -> No
         await p.wait_for_session(3, other_than="sid-1")
         assert p.sessions_accepted == 2
 
-        # ICE failure report (§7.8).
+        # ICE failure report (docs/jicofo.md §7.8).
         assert await p.report_ice_failed()
         info_iq = await focus.next_jingle(Action.SESSION_INFO)
         assert info_iq.ice_state == "failed" and info_iq.bridge_session == BridgeSession("bs-1")
 
-        # In-place ICE restart (§3.7): the new bridge credentials are answered with ours.
+        # In-place ICE restart (docs/client.md §3.7): the new bridge credentials are answered with ours.
         old_ufrag = p.session.transport.ufrag  # type: ignore[union-attr]
         assert (await p.request_ice_restart(wait=False)).outcome == "accepted"
         request_ice = await focus.next_jingle(Action.SESSION_INFO)

@@ -1,4 +1,4 @@
-"""Version pinning in the bridge selector (focus-behaviour #55, REST `/pin`): expiry on the injected
+"""Version pinning in the bridge selector (docs/jicofo.md #55, REST `/pin`): expiry on the injected
 clock, upstream's JSON, and what a pin does to selection."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The source model: every validation rule of focus-behaviour.md §2.5 (accepted and refused),
+"""The source model: every validation rule of docs/jicofo.md §2.5 (accepted and refused),
 simulcast stripping, receiver filters and the compact JSON of §2.6."""
 
 from __future__ import annotations

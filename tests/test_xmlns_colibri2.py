@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (the examples are copied verbatim from the reference)
-"""Colibri2 typed elements: every worked example of bridge-protocol.md §2.7 parsed, rebuilt and
+"""Colibri2 typed elements: every worked example of docs/jvb.md §2.7 parsed, rebuilt and
 parsed again; requests built the way the focus builds them; errors; malformed input refused."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from jicofo.xmlns.jingle import (
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import local_name, parse_fragment, serialize
 
-# --- Examples copied from bridge-protocol.md §2.7. Comments are stripped before parsing (the
+# --- Examples copied from the reference behind docs/jvb.md §2.7. Comments are stripped before parsing (the
 # hardened parser refuses them); blocks with several elements are split on their comments.
 
 A_REQUEST = """\
@@ -616,7 +616,7 @@ def test_active_web_socket_and_ice_restart_round_trip() -> None:
 
 
 def test_ice_restart_request_and_answer_round_trip() -> None:
-    """The focus's in-place ICE restart request (focus-behaviour.md §7.13) and the bridge's answer:
+    """The focus's in-place ICE restart request (docs/jicofo.md §7.13) and the bridge's answer:
     new credentials inside the colibri2 transport, tagged with ice-generation."""
     request = ConferenceModify(MEETING, endpoints=(
         Endpoint("ab12cd34", stats_id="Alice-x1", transport=Transport(ice_restart=True)),))
@@ -763,7 +763,7 @@ def test_malformed_answers_are_refused() -> None:
         Relay.from_element(parse_fragment("<endpoint xmlns='jitsi:colibri2' id='x'/>"))
 
 
-# --- Brewery stats (jicofo.xmlns.colibri_stats), §1.4.
+# --- Brewery stats (jicofo.xmlns.colibri_stats), docs/jvb.md §1.4.
 
 STATS_PRESENCE = """\
 <presence to='jvbbrewery@internal.auth.example.com/jvb-sim-1' id='pres-77'>

@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (the examples are copied verbatim from the reference)
-"""Jingle typed elements: the examples of focus-behaviour.md §7.4-§7.9 through from_element /
+"""Jingle typed elements: the examples of docs/jicofo.md §7.4-§7.9 through from_element /
 to_element, and malformed input refused."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from jicofo.xmlns.jingle import (
 )
 from jicofo.xmpp.xml import parse_fragment, serialize
 
-# --- Examples copied from focus-behaviour.md (comments are stripped before parsing; two
+# --- Examples copied from the reference behind docs/jicofo.md §7 (comments are stripped before parsing; two
 # placeholders that are not XML, `<source … ssrc="52" …/>` and `<candidate …/>`, are written out,
 # or dropped, and the sid "<Bob's sid>" is spelled bob-sid).
 

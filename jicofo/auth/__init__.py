@@ -1,4 +1,4 @@
-"""Authentication as upstream Jicofo does it (focus-behaviour.md §1.10, §2.13): who may open a
+"""Authentication as upstream Jicofo does it (docs/jicofo.md §1.10, §2.13): who may open a
 room, the authentication sessions that remember it, and the identity that makes a member owner.
 
 `build_authority(config)` gives the authority `jicofo.authentication.type` asks for (XMPP or JWT),

@@ -1,4 +1,4 @@
-"""The bridge brewery: bridges found in a MUC room, and their health checks (#45, #46, #56-#59).
+"""The bridge brewery: bridges found in a MUC room, and their health checks (docs/jicofo.md #45-#46, #56-#59).
 
     brewery = Brewery(client, JID.parse("jvbbrewery@internal.auth.example.com"), config.bridge)
     brewery.add_listener(on_bridge_event)      # BridgeAdded / BridgeRemoved / BridgeFailed / ...

@@ -11,7 +11,7 @@ their failures reported to the conference through `on_failure`.
 When the bridge fails, the conference cancels the session task's scope: every request in flight
 ends there, and the conference re-invites the participants that were on it elsewhere.
 
-How errors are read follows focus-behaviour.md §2.10, except that a request of any kind that
+How errors are read follows docs/jicofo.md §2.10, except that a request of any kind that
 times out fails the session and marks the bridge (upstream ignores timed-out background
 requests). `ColibriFailure` says whether the bridge lost the conference (`session_lost`: move
 everyone), whether the bridge must be marked (`mark_bridge`: "failed" = non-operational,
@@ -74,7 +74,7 @@ def _conference_exists(failure: ColibriFailure) -> bool:
 
 
 def classify_error(err: StanzaError, *, allocation: bool) -> ColibriFailure:
-    """Map a bridge's error answer onto what the conference must do (§2.10 tables)."""
+    """Map a bridge's error answer onto what the conference must do (docs/jicofo.md §2.10 tables)."""
     info = c2.colibri2_error(err)
     reason = str(info.reason) if info is not None else None
     condition = err.condition
@@ -270,7 +270,7 @@ class ColibriSession:
         except IQTimeout:
             # Any request that times out, an allocation as much as an update, relay change or
             # expire, means the bridge did not answer: it is marked and the conference moves off
-            # it. (Upstream ignores timed-out background requests, §2.10, and relies on health
+            # it. (Upstream ignores timed-out background requests, docs/jicofo.md §2.10, and relies on health
             # checks, which move nobody on a timeout: a hung bridge kept its conferences.)
             request.error = ColibriFailure(f"{request.kind} timed out", session_lost=True,
                                            mark_bridge="failed", timed_out=True)
@@ -417,7 +417,7 @@ class ColibriSession:
             self.observer.endpoint_sources(self, endpoint_id, sources)
 
     async def restart_ice(self, endpoint_id: str, stats_id: str | None) -> IceUdpTransport | None:
-        """Ask the bridge to restart the endpoint's ICE in place (request G of bridge-protocol.md
+        """Ask the bridge to restart the endpoint's ICE in place (request G of docs/jvb.md
         §2.3: `<transport ice-restart='true'/>`) and wait for the answer, queued in order behind
         this conference's other requests. Returns the bridge's ICE transport (new credentials
         tagged with `ice_generation`, or the current one without a generation when there was
@@ -484,7 +484,7 @@ class ColibriSession:
         endpoints: tuple[RelayEndpoint, ...],
         on_transport: Callable[[IceUdpTransport], None],
     ) -> None:
-        """Open a relay to the bridge whose relay id is `relay_id` (request J of bridge-protocol.md
+        """Open a relay to the bridge whose relay id is `relay_id` (request J of docs/jvb.md
         §2.3). The initiator side controls ICE, gets a port of its own and is the SCTP client.
         `on_transport` receives this bridge's relay transport from the answer, for the other side."""
         transport = c2.Transport(

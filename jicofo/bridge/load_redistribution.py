@@ -1,5 +1,5 @@
 """Automatic load redistribution (`jicofo.bridge.load-redistribution.*`, off by default;
-focus-behaviour #62, upstream's `LoadRedistributor`).
+docs/jicofo.md #62, upstream's `LoadRedistributor`).
 
 Every `interval`, each bridge whose corrected stress is at least `stress-threshold` gives up to
 `endpoints` of this focus's endpoints, which are re-invited elsewhere (the selector then avoids the

@@ -19,7 +19,7 @@ Rules kept from upstream (`Bridge.kt`):
   `participant_rampup_interval`) × per-participant stress (the bridge's own figure, else the
   configured one). Overloaded when corrected stress ≥ `stress_threshold`.
 - ICE-failure detection (`ice-failure-detection.*`, off by default; upstream's
-  `endpointRequestedRestart`, focus-behaviour #61): every restart request or ICE-failed report from
+  `endpointRequestedRestart`, docs/jicofo.md #61): every restart request or ICE-failed report from
   an endpoint on the bridge is counted over `interval`. When detection is on, the bridge has at least
   `min_endpoints` endpoints of this focus and the count exceeds `threshold` × those endpoints, the
   bridge is "failing ICE" for `timeout` (each further such report restarts the time-box). While it

@@ -1,4 +1,4 @@
-"""Bridge selection: which bridge gets a new participant (focus-behaviour #47-#55, §2.8).
+"""Bridge selection: which bridge gets a new participant (docs/jicofo.md #47-#55, §2.8).
 
 Pure logic over `Bridge` objects and the clock; no I/O. `BridgeSelector.select` does the part
 every strategy shares (upstream's `BridgeSelector.selectBridge`):

@@ -1,5 +1,5 @@
 """A conference's A/V-moderation state, kept from the av_moderation component's messages
-(focus-behaviour.md §1.8 row 73; upstream AvModerationHandler and ChatRoom's per-media
+(docs/jicofo.md §1.8 row 73; upstream AvModerationHandler and ChatRoom's per-media
 AvModeration): per media type (audio, video, desktop) an enabled flag and a whitelist of occupant
 JIDs. It is the `AvModeration` plug-in of mute.py.
 

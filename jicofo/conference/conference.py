@@ -148,7 +148,7 @@ class Conference:
         # conference.shared-document.use-random-name: a name nobody can guess from the room's.
         self.shared_document_name = uuid.uuid4().hex \
             if services.config.conference.shared_document_use_random_name else room_jid.local or ""
-        # Breakout rooms (focus-behaviour.md §1.8 row 76): set by the registry for a room on the
+        # Breakout rooms (docs/jicofo.md §1.8 row 76): set by the registry for a room on the
         # breakout MUC; `main_room` from the room's info form. `has_breakout_rooms` (also set by
         # the registry) keeps a main conference alive while any of its breakout rooms runs.
         self.breakout = False
@@ -518,7 +518,7 @@ class Conference:
     def start_muted_for(self, participant: Participant) -> StartMuted | None:
         """Start-muted flags for the offer (`<startmuted>` only when one is set): participants
         invited beyond the conference request's startAudioMuted / startVideoMuted counts (or the
-        sender limits) start muted (focus-behaviour.md §1.5 row 42)."""
+        sender limits) start muted (docs/jicofo.md §1.5 row 42)."""
         position = self._invite_positions.get(participant.endpoint_id, len(self.participants))
         conf = self.services.config.conference
         audio, video = start_muted_flags(
@@ -598,7 +598,7 @@ class Conference:
 
         async def send() -> None:
             try:
-                await client.send(iq)  # the client never answers it (client-protocol §4.1)
+                await client.send(iq)  # the client never answers it (docs/client.md §4.1)
             except NotConnected as exc:
                 log.info("conference %s: mute notice to %s not sent: %s", self.room_jid,
                          participant.endpoint_id, exc)
@@ -829,7 +829,7 @@ class Conference:
 
     def colibri_failed(self, session: ColibriSession, failure: ColibriFailure,
                        endpoint_id: str | None = None) -> None:
-        """A Colibri2 request failed (focus-behaviour.md §2.10). Decide what moves."""
+        """A Colibri2 request failed (docs/jicofo.md §2.10). Decide what moves."""
         if session.retired:
             # Already dropped (and its participants moved): only a member whose allocation
             # was lost with it still needs an invite. A timeout (of the conference expire sent

@@ -1,4 +1,4 @@
-"""Waiting for a room's metadata before the conference counts as joined (focus-behaviour.md §2.2,
+"""Waiting for a room's metadata before the conference counts as joined (docs/jicofo.md §2.2,
 §8.2; upstream ChatRoomImpl.joinAs): when the room's owner configuration form has
 `muc#roominfo_conference_presets_service_enabled` true, a conference presets service fills the
 room's metadata (start muted, moderators, visitors, ...) as the room is created, and upstream

@@ -1,5 +1,5 @@
 """Who may mute whom, and what the bridge is told: the decision behind the mute IQ, as a pure
-function (upstream JitsiMeetConferenceImpl.handleMuteRequest, focus-behaviour.md §1.8 row 72).
+function (upstream JitsiMeetConferenceImpl.handleMuteRequest, docs/jicofo.md §1.8 row 72).
 
 The rules, in upstream's order:
 1. the requester must be a participant of the conference (else ERROR);

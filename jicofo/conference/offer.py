@@ -4,7 +4,7 @@ into every content, BUNDLE, and the others' sources as XML or compact JSON.
 
 Inputs:
 * `OfferConfig`: the codec configuration, independent of any participant. Its defaults equal
-  upstream's reference.conf (focus-behaviour.md §2.3); `OfferConfig.from_codec_config` reads the
+  upstream's reference.conf (docs/jicofo.md §2.3); `OfferConfig.from_codec_config` reads the
   typed `jicofo.codec` config.
 * `OfferOptions`: what this participant supports (`OfferOptions.from_features` reads disco
   features) and what the deployment enables (SCTP, JSON sources).

@@ -683,7 +683,7 @@ class Participant:
     # ----- in-place ICE restart ----------------------------------------------------------------
 
     def _on_ice_restart_request(self, session: JingleSession, bridge_session: BridgeSession) -> None:
-        """session-info with `<bridge-session ice-restart='true'>` (client-protocol §3.7), checked
+        """session-info with `<bridge-session ice-restart='true'>` (docs/client.md §3.7), checked
         in upstream's order. Accepted, it is answered `result` at once; the bridge's answer comes
         back through the inbox (_ice_restart_answered)."""
         if not self.conference.services.config.conference.enable_ice_restart:
@@ -714,7 +714,7 @@ class Participant:
 
     async def _ice_restart_answered(self, answer: IceRestartAnswer) -> None:
         """Relay the bridge's new credentials in a transport-info; fall back to a re-invite
-        when the bridge refused or the request failed (focus-behaviour.md #39)."""
+        when the bridge refused or the request failed (docs/jicofo.md #39)."""
         stats = self.conference.stats
         session = self.session
         if session is None or session.sid != answer.sid or session.state is SessionState.ENDED \

@@ -1,4 +1,4 @@
-"""The REST API, with upstream Jicofo's routes and JSON shapes (focus-behaviour.md §4).
+"""The REST API, with upstream Jicofo's routes and JSON shapes (docs/jicofo.md §4).
 
     router = build_router(app, health)
     await nursery.start(serve_rest, app, health)     # on jicofo.rest.host:port, if enabled

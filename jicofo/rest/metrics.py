@@ -1,6 +1,6 @@
 """What `/stats` and `/metrics` report, read from the running focus at request time.
 
-Names follow upstream (focus-behaviour.md §5), prefixed `jitsi_jicofo_`. Counters come out of the
+Names follow upstream (docs/jicofo.md §5), prefixed `jitsi_jicofo_`. Counters come out of the
 Prometheus text format with `_total` appended, as prometheus-client (and upstream's Java client)
 writes them. Nothing is refreshed periodically: every scrape reads the live state, so the values
 are never up to `metrics.update-interval` old.

@@ -208,7 +208,7 @@ class SimulatedBridge:
 
     async def _idle_expiry_loop(self) -> None:
         """Conferences left without endpoints (a create that failed half-way) go away after a
-        while, as on a real bridge (§2.8)."""
+        while, as on a real bridge (docs/jvb.md §2.8)."""
         while True:
             await trio.sleep(IDLE_CONFERENCE_SECONDS / 4)
             if self.engine.expire_idle_conferences(IDLE_CONFERENCE_SECONDS):
@@ -357,7 +357,7 @@ class SimulatedBridge:
 
     def _reply_error(self, client: XMPPClient, iq: Element, err: StanzaError) -> None:
         # Built here rather than with client.reply_error, which echoes the request payload: a
-        # bridge (Smack) does not (§2.6), and echoing doubles the traffic of large requests.
+        # bridge (Smack) does not (docs/jvb.md §2.6), and echoing doubles the traffic of large requests.
         attrs = {"type": "error", "id": iq.get("id", "")}
         if iq.get("from"):
             attrs["to"] = iq.get("from", "")

@@ -196,7 +196,7 @@ def make_bridges(opts: dict[str, Any]) -> list[SimulatedBridge]:
                     host=s.host, port=s.port, tls=TlsMode.STARTTLS if s.tls else TlsMode.DISABLED,
                     tls_settings=TlsSettings(verify=s.verify_tls, ca_file=s.ca_file),
                     allow_plain_without_tls=not s.tls,
-                    # Real bridges switch stream management off (bridge-protocol.md §1.3).
+                    # Real bridges switch stream management off (docs/jvb.md §1.3).
                     stream_management=False,
                 ),
                 s.brewery,

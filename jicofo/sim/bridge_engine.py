@@ -1,4 +1,4 @@
-"""The Colibri2 behaviour of a simulated Jitsi Videobridge, sans IO (bridge-protocol.md §2, §3,
+"""The Colibri2 behaviour of a simulated Jitsi Videobridge, sans IO (docs/jvb.md §2, §3,
 §4.1).
 
 `BridgeEngine.handle_conference_modify(request, sender)` takes a `<conference-modify>` element and

@@ -1,4 +1,4 @@
-"""A simulated Jitsi Meet participant that behaves on the wire like lib-jitsi-meet (client-protocol
+"""A simulated Jitsi Meet participant that behaves on the wire like lib-jitsi-meet (docs/client.md
 §1-3): it logs in, asks the focus for the conference until it is ready, joins the MUC with the
 client's presence, answers the focus's Jingle session, and can be scripted (screen share, mute,
 restart, ICE failure, leave). Everything it sends and receives goes into a timestamped event log,
@@ -605,8 +605,8 @@ class SimulatedParticipant(JingleResponder):
             await self._publish_presence()
 
     async def request_restart(self, *, ice_failed: bool = False) -> bool:
-        """Ask the focus for a new session (§3.6): session-terminate with `<success/>` "restart
-        required" (or `<connectivity-error/>` "ICE FAILED") and `<bridge-session restart=true>`;
+        """Ask the focus for a new session (docs/client.md §3.6): session-terminate with `<success/>`
+        "restart required" (or `<connectivity-error/>` "ICE FAILED") and `<bridge-session restart=true>`;
         the session is closed locally and the focus is expected to send a new session-initiate.
         Returns whether the focus accepted (an error means ICE_FAILED for the client)."""
         async with self._lock:
@@ -628,7 +628,8 @@ class SimulatedParticipant(JingleResponder):
             return True
 
     async def report_ice_failed(self) -> bool:
-        """session-info with `<ice-state>failed</ice-state>` and the bridge-session id (§7.8)."""
+        """session-info with `<ice-state>failed</ice-state>` and the bridge-session id
+        (docs/jicofo.md §7.8)."""
         session = self._require_session()
         bridge = BridgeSession(session.bridge_session.id) if session.bridge_session else None
         jingle = JingleIQ(Action.SESSION_INFO, session.sid, initiator=session.focus,
@@ -640,7 +641,7 @@ class SimulatedParticipant(JingleResponder):
         return True
 
     async def request_ice_restart(self, *, wait: bool = True) -> IceRestartResult:
-        """The opt-in in-place ICE restart of lib-jitsi-meet (§3.7): session-info with
+        """The opt-in in-place ICE restart of lib-jitsi-meet (docs/client.md §3.7): session-info with
         `<bridge-session ice-restart=true>`; once the focus answers `result`, its transport-info
         with the bridge's new credentials (a higher ice-generation) is applied and answered with
         our own new credentials (the Jingle loop does that). With `wait` this returns when that
@@ -701,7 +702,7 @@ class SimulatedParticipant(JingleResponder):
             raise ParticipantError("no Jingle session")
         return self.session
 
-    # ----- mute (client-protocol §4.1) ---------------------------------------------------------
+    # ----- mute (docs/client.md §4.1) ---------------------------------------------------------
 
     async def request_mute(self, target: str | None, media: str = "audio", mute: bool = True) -> None:
         """Ask the focus to (un)mute `target`'s `media` (a nick; None: ourselves), as
@@ -727,7 +728,7 @@ class SimulatedParticipant(JingleResponder):
             await self.set_muted(**{media: mute})
 
     def _route_mute(self, iq: Element) -> None:
-        # The client never answers these (client-protocol §4.1) and only obeys the focus.
+        # The client never answers these (docs/client.md §4.1) and only obeys the focus.
         payload = list(iq)[0]
         kind = MUTE_NAMESPACES[payload.tag[1:].split("}", 1)[0]]
         text = (payload.text or "").strip()

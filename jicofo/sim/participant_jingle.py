@@ -1,4 +1,4 @@
-"""The Jingle side of the simulated participant, as lib-jitsi-meet handles it (client-protocol §3):
+"""The Jingle side of the simulated participant, as lib-jitsi-meet handles it (docs/client.md §3):
 every Jingle IQ is acked (or refused) first, in arrival order, then processed one at a time; the
 session-initiate is checked and answered with a session-accept carrying our sources; remote source
 changes are validated and applied; deviations from what the client expects are counted.
@@ -137,7 +137,7 @@ class JingleResponder:
                 self._record("local", "note", f"could not answer a Jingle IQ: {exc}")
 
     async def _ack(self, iq: Element) -> None:
-        """Answer first, process afterwards (client-protocol §3.1)."""
+        """Answer first, process afterwards (docs/client.md §3.1)."""
         sender = iq.get("from", "")
         payload = list(iq)[0]
         raw_action = payload.get("action", "")

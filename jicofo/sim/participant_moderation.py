@@ -1,5 +1,5 @@
 """The client side of Jitsi's moderation components, as lib-jitsi-meet speaks it (its AVModeration
-and RoomMetadata classes; client-protocol.md §4.2, §4.8): find the components in the main
+and RoomMetadata classes; docs/client.md §4.2, §4.8): find the components in the main
 domain's disco#info (identity category `component`, type `av_moderation` / `room_metadata`,
 name = address), send a moderator's commands to them, and keep every `<json-message>` they send
 us, read only from the discovered addresses as the client does.

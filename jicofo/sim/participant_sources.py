@@ -83,7 +83,7 @@ def client_features(
     ssrc_rewriting: bool = False,
     extra: Iterable[str] = (),
 ) -> frozenset[str]:
-    """The disco#info features of a default lib-jitsi-meet (client-protocol §2.2) with the
+    """The disco#info features of a default lib-jitsi-meet (docs/client.md §2.2) with the
     variants switched on or off."""
     features = {
         FEATURE_DISCO_INFO,

@@ -1,4 +1,4 @@
-"""The login-url and logout IQs (focus-behaviour.md §7.2), in the focus namespace:
+"""The login-url and logout IQs (docs/jicofo.md §7.2), in the focus namespace:
 
     <iq type='get'><login-url xmlns='http://jitsi.org/protocol/focus' room=... machine-uid=...
                               popup='false'/></iq>

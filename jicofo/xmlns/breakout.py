@@ -1,4 +1,4 @@
-"""Breakout rooms on the wire (Jitsi's mod_muc_breakout_rooms; focus-behaviour.md §1.8 row 76):
+"""Breakout rooms on the wire (Jitsi's mod_muc_breakout_rooms; docs/jicofo.md §1.8 row 76):
 the room-info fields that link a breakout room to its main room, and the presence status a member
 sends when it leaves a room to switch to another."""
 

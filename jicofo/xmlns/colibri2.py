@@ -1,4 +1,4 @@
-"""Colibri2 (`jitsi:colibri2`): the focus ⇄ videobridge allocation protocol (bridge-protocol.md §2).
+"""Colibri2 (`jitsi:colibri2`): the focus ⇄ videobridge allocation protocol (docs/jvb.md §2).
 
 Both directions use the same small frozen classes: the focus builds `ConferenceModify(...)` and
 reads `ConferenceModified.from_element(el)`; the bridge simulator does the opposite. RTP pieces

@@ -1,6 +1,6 @@
 """A bridge's statistics: `<stats xmlns='http://jitsi.org/protocol/colibri'>` with one
 `<stat name value/>` per key, as a videobridge puts them in its brewery presence
-(bridge-protocol.md §1.4), and the JSON of its `/colibri/stats`.
+(docs/jvb.md §1.4), and the JSON of its `/colibri/stats`.
 
 `BridgeStats` has one field per key the current bridge publishes; a field is None when the key is
 absent. Reading is tolerant, as jicofo is: unknown keys are kept in `extra`, a number that does

@@ -1,4 +1,4 @@
-"""Messages from Jitsi's Prosody components to the focus (focus-behaviour.md §1.8 rows 73-74,
+"""Messages from Jitsi's Prosody components to the focus (docs/jicofo.md §1.8 rows 73-74,
 §7.20): a normal `<message>` carrying `<json-message xmlns='http://jitsi.org/jitmeet'>`, whose
 JSON text has a `type`:
 

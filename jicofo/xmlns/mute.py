@@ -1,4 +1,4 @@
-"""The mute IQ (focus-behaviour.md §7.19, client-protocol §4.1):
+"""The mute IQ (docs/jicofo.md §7.19, docs/client.md §4.1):
 `<mute xmlns=NS jid? actor?>true|false</mute>` in one of three namespaces, one per media type. A
 client sends it to the focus's occupant JID to mute someone (`jid` = the target's occupant JID);
 the focus sends it to a member it muted, with `actor` = who asked.

@@ -26,7 +26,7 @@ NS_CAPS = "http://jabber.org/protocol/caps"
 NS_NICK = "http://jabber.org/protocol/nick"
 NS_CLIENT = "jabber:client"
 
-# Conference property keys (focus presence, §2.7).
+# Conference property keys (focus presence, docs/jicofo.md §2.7).
 SUPPORT_TERMINATE_RESTART = "support-terminate-restart"
 VISITORS_ENABLED = "visitors-enabled"
 BRIDGE_COUNT = "bridge-count"
