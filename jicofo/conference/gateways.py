@@ -1,4 +1,4 @@
-"""Which members are Jibri or Jigasi (focus-behaviour.md §1.2 row 12): a member counts as one only
+"""Which members are Jibri or Jigasi (docs/jicofo.md §1.2 row 12): a member counts as one only
 when its presence advertises the feature AND its real JID is on one of
 `jicofo.xmpp.trusted-domains` (Debian: `recorder.<domain>` for Jibri). A guest that merely
 claims the feature is an ordinary member: it gets no recorder's exemptions (mute, auto-owner)."""

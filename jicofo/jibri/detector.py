@@ -1,4 +1,4 @@
-"""The Jibri (or SIP-Jibri) brewery (upstream's JibriDetector, focus-behaviour.md §1.9 row 78).
+"""The Jibri (or SIP-Jibri) brewery (upstream's JibriDetector, docs/jicofo.md §1.9 row 78).
 
 Each occupant whose presence carries `<jibri-status>` is an instance. It is available when it
 says it is healthy and idle. `select()` picks among the available instances that were not

@@ -1,5 +1,5 @@
 """One Jibri session: a recording, a live stream or a SIP call (upstream's JibriSession,
-focus-behaviour.md §2.11), kept alive across Jibri instances.
+docs/jicofo.md §2.11), kept alive across Jibri instances.
 
 States: None (not started) → PENDING → ON → OFF, OFF carrying a failure reason when it failed.
 

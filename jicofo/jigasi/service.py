@@ -1,4 +1,4 @@
-"""Forwarding members' Rayo `<dial>` to a Jigasi (upstream's JigasiIqHandler, §1.9 row 82).
+"""Forwarding members' Rayo `<dial>` to a Jigasi (upstream's JigasiIqHandler, docs/jicofo.md #82).
 
 `dial(room, bridge_regions, has_transcriber, request_element, dial)` picks an instance
 (detector.py), sends it a copy of the member's `<dial>` in a new IQ (fresh id, from the focus),

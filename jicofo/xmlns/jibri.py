@@ -1,4 +1,4 @@
-"""Jibri's XML (focus-behaviour.md §7.21): the `<jibri>` IQ both ways, the `<jibri-status>` a Jibri
+"""Jibri's XML (docs/jicofo.md §7.21): the `<jibri>` IQ both ways, the `<jibri-status>` a Jibri
 puts in its brewery presence, and what the focus publishes in the room (`<jibri-recording-status>`,
 `<jibri-sip-call-state>`).
 

@@ -1,4 +1,4 @@
-"""Rayo's `<dial>` as Jitsi uses it (focus-behaviour.md §7.22): a member asks the focus to have a
+"""Rayo's `<dial>` as Jitsi uses it (docs/jicofo.md §7.22): a member asks the focus to have a
 Jigasi dial out (SIP) or join as transcriber (`to="jitsi_meet_transcribe"`). The focus reads only
 `to` and the `JvbRoomName` header, and forwards the element it received (bounded here) to the
 Jigasi it picks; the Jigasi's `<ref uri>` goes back to the member unchanged."""
