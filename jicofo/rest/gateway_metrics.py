@@ -1,7 +1,7 @@
 """The Jibri and Jigasi parts of `/stats` and `/metrics`, under upstream's names (docs/jicofo.md
-§4, §5), read from the live state at request time. Detector sections and gauges exist only for the breweries
-that are configured, as upstream; the `jibri` block of /stats is always there (with nothing
-configured, nothing is active and nothing failed)."""
+§4, §5), read from the live state at request time. Detector sections and gauges exist only for
+the breweries that are configured, as upstream; the `jibri` block of /stats is always there
+(with nothing configured, nothing is active and nothing failed)."""
 
 from __future__ import annotations
 
