@@ -130,3 +130,46 @@ async def test_websocket_keeps_one_element_per_message(framing: Framing) -> None
         for n in range(5):
             nursery.start_soon(sender, n)
     assert sorted(transport.writes) == [f"<m{n}/>".encode() for n in range(5)]
+
+
+async def test_a_caller_cancelled_during_its_write_still_writes_the_whole_stanza() -> None:
+    # Half a stanza on the stream would make the server close it (and refuse to resume): a
+    # participant leaving while its source-remove is being written must not cut the write.
+    transport = RecordingTransport()
+    ch = channel(transport)
+    transport.gate = trio.Event()
+    cancelled = False
+
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def writer() -> None:
+            nonlocal cancelled
+            with scope:
+                await ch.send_encoded(b"<whole-stanza/>")
+            cancelled = scope.cancelled_caught
+
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()  # while the write is blocked in the transport
+        await trio.testing.wait_all_tasks_blocked()
+        transport.gate.set()
+    assert transport.writes == [b"<whole-stanza/>"]
+    assert not cancelled  # the write finished first; the cancellation lands at the next checkpoint
+    await ch.send_encoded(b"<next/>")  # and the channel is still usable
+    assert transport.writes[-1] == b"<next/>"
+
+
+async def test_a_write_the_peer_never_takes_drops_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    transport = RecordingTransport()
+    ch = channel(transport)
+    ch.write_timeout = 15.0
+    transport.gate = trio.Event()  # never set: the peer stopped reading
+    started = trio.current_time()
+    with pytest.raises(TransportError, match="did not finish within 15 s"):
+        await ch.send_encoded(b"<stuck/>")
+    assert trio.current_time() - started == pytest.approx(15.0)
+    with pytest.raises(TransportError):
+        await ch.send_encoded(b"<after/>")

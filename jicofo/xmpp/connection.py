@@ -90,10 +90,13 @@ class Channel:
     of the bytes is the order of the calls. WebSocket framing (RFC 7395) wants one element per
     message, so there every send is its own write."""
 
-    def __init__(self, transport: Transport, core: XmlStream, name: str = "xmpp") -> None:
+    def __init__(self, transport: Transport, core: XmlStream, name: str = "xmpp",
+                 *, write_timeout: float = 15.0) -> None:
         self.transport = transport
         self.core = core
         self.name = name
+        self.write_timeout = write_timeout
+        self._broken = False  # a write did not finish: the stream may hold half a stanza
         self._events: deque[Event] = deque()
         self._send_lock = trio.Lock()
         self._batch: _Batch | None = None  # collecting, its writer waiting for the lock
@@ -119,7 +122,7 @@ class Channel:
 
     async def _write(self, data: bytes, *, elements: int) -> None:
         while True:
-            if self.core.closed:
+            if self.core.closed or self._broken:
                 raise TransportError("the stream is closed")
             batch = self._batch
             if batch is None:
@@ -141,16 +144,26 @@ class Channel:
             async with self._send_lock:
                 if self._batch is batch:
                     self._batch = None  # closed: later sends start the next batch
-                if self.core.closed:  # closed while we waited: nothing may follow the footer
+                if self.core.closed or self._broken:  # nothing may follow the footer
                     raise TransportError("the stream is closed")
                 payload = batch.parts[0] if len(batch.parts) == 1 else b"".join(batch.parts)
                 writing = True
-                await self.transport.send(payload)
+                # Shielded: a caller cancelled mid-write (a participant leaving) must not leave
+                # half a stanza on the stream; bounded, so a peer that stopped reading cannot hold
+                # the writer (and its caller) for ever.
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(self.write_timeout) as timer:
+                        await self.transport.send(payload)
+                    if timer.cancelled_caught:
+                        self._broken = True
+                        await self.transport.aclose()
+                        raise TransportError(f"a write did not finish within {self.write_timeout:g} s")
         except TransportError as exc:
             batch.error = exc
             raise
         except BaseException:
             if writing:  # cut off in the middle of a write: the stream is unusable
+                self._broken = True
                 batch.error = TransportError("a write was interrupted")
             else:
                 batch.abandoned = True
@@ -316,7 +329,8 @@ async def negotiate_client(
     transport = await open_transport(settings, nursery)
     core = XmlStream(content_ns=NS_CLIENT, framing=transport.framing, limits=settings.limits,
                      max_send_bytes=settings.max_outgoing_stanza_bytes)
-    channel = Channel(transport, core, name or settings.describe())
+    channel = Channel(transport, core, name or settings.describe(),
+                      write_timeout=settings.timeouts.write)
     try:
         with trio.fail_after(settings.timeouts.negotiation):
             return await _negotiate(settings, channel, sm, previous_jid)
@@ -479,7 +493,8 @@ async def negotiate_component(
         transport = await TcpTransport.connect(settings.host, settings.port)
     core = XmlStream(content_ns=NS_COMPONENT, limits=settings.limits,
                      max_send_bytes=settings.max_outgoing_stanza_bytes)
-    channel = Channel(transport, core, name or settings.describe())
+    channel = Channel(transport, core, name or settings.describe(),
+                      write_timeout=settings.timeouts.write)
     try:
         with trio.fail_after(settings.timeouts.negotiation):
             header = await channel.open_stream(settings.domain, version=None)

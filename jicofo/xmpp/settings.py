@@ -25,6 +25,10 @@ class Timeouts:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     close: float = 2.0
+    # A write runs to its end even when its caller is cancelled (half a stanza would break the
+    # stream); one that cannot finish in this long means the peer stopped reading, and the
+    # connection is dropped.
+    write: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
