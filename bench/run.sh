@@ -2,7 +2,7 @@
 # The focus benchmark: runs the scenarios of this folder against the local stack (a throw-away
 # Prosody, our focus as a child process, simulated bridges) and prints their reports and a summary.
 #
-#   bash bench/run.sh                      # steady-200x5, ramp, bridge-kill (about 10 minutes)
+#   bash bench/run.sh                      # steady-200x5, ramp, bridge-kill, shards-2 (~13 minutes)
 #   bash bench/run.sh bridge-kill          # just some of them
 #   RESULTS=/tmp/bench bash bench/run.sh   # where the JSON reports go (default: $TMPDIR/jicofo-bench)
 set -euo pipefail
@@ -13,14 +13,17 @@ stress="$root/.venv/bin/jicofo-stress"
 results="${RESULTS:-${TMPDIR:-/tmp}/jicofo-bench}"
 mkdir -p "$results"
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(steady-200x5 ramp bridge-kill)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(steady-200x5 ramp bridge-kill shards-2)
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo);" \
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for name in "${scenarios[@]}"; do
     echo
     echo "=== $name ==="
-    "$stress" --local --scenario "$here/$name.conf" --json "$results/$name.json" --progress-every 10
+    topology=()
+    case "$name" in shards-*) topology=(--shards "${name#shards-}") ;; esac
+    "$stress" --local "${topology[@]}" --scenario "$here/$name.conf" --json "$results/$name.json" \
+        --progress-every 10
 done
 
 echo
@@ -35,7 +38,9 @@ print(f"{'scenario':<14} {'joins ok/att':>12} {'peak':>5} {'rate/s':>6} {'ready 
 for name in names:
     r = json.loads((results / f"{name}.json").read_text())
     lat, procs = r["latency"], r["processes"]
-    focus, prosody = procs.get("focus", {}), procs.get("prosody", {})
+    # With shards, the first shard's focus and Prosody.
+    focus = procs.get("focus") or procs.get("focus-1", {})
+    prosody = procs.get("prosody") or procs.get("prosody-1", {})
     def pair(s):
         return "-" if not s["count"] else f"{s['p50_ms']:.0f}/{s['p99_ms']:.0f}"
     ratio = (f"{focus['cpu_seconds'] / prosody['cpu_seconds']:.2f}"
@@ -48,7 +53,14 @@ for name in names:
           f"{ratio:>17} {r['errors']['total']:>6}")
     if r.get("stopped_early"):
         print(f"{'':<14} stopped early: {r['stopped_early']}")
+    for shard in r.get("shards") or ():
+        print(f"{'':<14} shard {shard['shard']}: {shard.get('rooms')} rooms, endpoints per bridge "
+              f"{shard.get('bridge_endpoints')}, rooms on two shards {shard.get('rooms_also_on_another_shard')}")
     for f in r["faults"]:
+        if f["kind"] == "kill-focus":
+            print(f"{'':<14} {f['fault']}: {f['affected']} on that shard, {f['reload']['reloaded']} saw the "
+                  f"focus leave; {f['bystanders']} elsewhere, {f['bystanders_noticed']} noticed")
+            continue
         s = f["reinvite"]
         print(f"{'':<14} {f['fault']} on {f['bridge']}: {f['affected']} affected, {f['reinvited']} re-invited "
               f"(p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms), "

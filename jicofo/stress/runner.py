@@ -840,6 +840,8 @@ class Runner:
         if not isinstance(end, dict) or not isinstance(start, dict):
             return None
         totals = {key: int(end.get(key, 0)) - int(start.get(key, 0)) for key in end}
+        if len(self.target.shards) > 1:  # the first shard's focus only: no per-join figure
+            return {"total": totals, "per_join": None, "shard": 1}
         per_join = ({key: round(value / self.completed, 1) for key, value in totals.items()}
                     if self.completed else None)
         return {"total": totals, "per_join": per_join}
