@@ -9,7 +9,8 @@ from jicofo.conference.offer import (
     OfferOptions,
     build_offer,
 )
-from jicofo.conference.sources import (
+from jicofo.config.load import load_config
+from jicofo.model.sources import (
     BRIDGE_OWNER,
     ConferenceSourceMap,
     EndpointSourceSet,
@@ -17,9 +18,8 @@ from jicofo.conference.sources import (
     Semantics,
     Source,
     SsrcGroup,
-    decode_json,
 )
-from jicofo.config.load import load_config
+from jicofo.model.sources_json import decode_json
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,

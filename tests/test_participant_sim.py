@@ -12,18 +12,17 @@ from xml.etree.ElementTree import Element
 import pytest
 import trio
 
-from jicofo.conference.sources import (
+from jicofo.conference.sources import check_source_set
+from jicofo.model.sources import (
     ConferenceSourceMap,
     EndpointSourceSet,
     MediaType,
     Semantics,
     Source,
     SsrcGroup,
-    check_source_set,
-    encode_json,
-    source_contents,
-    sources_from_contents,
 )
+from jicofo.model.sources_jingle import source_contents, sources_from_contents
+from jicofo.model.sources_json import encode_json
 from jicofo.sim.participant import (
     ParticipantError,
     ParticipantOptions,

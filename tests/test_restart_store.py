@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from jicofo.conference.offer import OfferOptions
-from jicofo.conference.sources import (
+from jicofo.model.sources import (
     ConferenceSourceMap,
     EndpointSourceSet,
     MediaType,

@@ -32,7 +32,7 @@ import trio
 
 from jicofo.bridge.model import Bridge
 from jicofo.bridge.silence import ask
-from jicofo.conference.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
+from jicofo.model.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
 from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription, SourceElement, SsrcGroupElement
 from jicofo.xmpp.client import BaseXMPPConnection

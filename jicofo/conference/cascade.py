@@ -30,9 +30,8 @@ import logging
 from collections.abc import Callable
 
 from jicofo.bridge.colibri import ColibriSession, RelayEndpoint
+from jicofo.model.sources import EndpointSourceSet
 from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription
-
-from .sources import EndpointSourceSet
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.conference.sources import ConferenceSourceMap, EndpointSourceSet
+from jicofo.model.sources import ConferenceSourceMap, EndpointSourceSet
 from jicofo.tasks import single_cause
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
 from jicofo.xmlns.jingle import (

@@ -15,7 +15,7 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.conference.sources import ConferenceSourceMap
+from jicofo.model.sources import ConferenceSourceMap
 from jicofo.xmlns.jingle import (
     NS_JINGLE_ERRORS,
     Action,
