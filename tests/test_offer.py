@@ -20,15 +20,8 @@ from jicofo.model.sources import (
     SsrcGroup,
 )
 from jicofo.model.sources_json import decode_json
-from jicofo.xmlns.jingle import (
-    Action,
-    BridgeSession,
-    Candidate,
-    Fingerprint,
-    IceUdpTransport,
-    JingleIQ,
-    StartMuted,
-)
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.jingle import Action, BridgeSession, JingleIQ, StartMuted
 from jicofo.xmpp.xml import parse_fragment, serialize
 
 A, V = MediaType.AUDIO, MediaType.VIDEO

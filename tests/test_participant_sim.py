@@ -43,23 +43,20 @@ from jicofo.sim.participant_sources import (
 from jicofo.tasks import single_cause
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport, SctpMap
 from jicofo.xmlns.jingle import (
     JINGLE,
     NS_JINGLE_ERRORS,
     Action,
     BridgeSession,
-    Candidate,
-    Fingerprint,
     Group,
     HeaderExtension,
-    IceUdpTransport,
     JingleContent,
     JingleIQ,
     Parameter,
     PayloadType,
     RtcpFb,
     RtpDescription,
-    SctpMap,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
 from jicofo.xmpp.client import XMPPClient

@@ -22,7 +22,7 @@ from jicofo.restart.conference_state import (
 )
 from jicofo.xmlns.colibri2 import ForceMute
 from jicofo.xmlns.component_message import AvModerationMessage
-from jicofo.xmlns.jingle import Fingerprint, IceUdpTransport
+from jicofo.xmlns.ice_udp import Fingerprint, IceUdpTransport
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant

@@ -34,7 +34,9 @@ from jicofo.bridge.model import Bridge
 from jicofo.bridge.silence import ask
 from jicofo.model.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
 from jicofo.xmlns import colibri2 as c2
-from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription, SourceElement, SsrcGroupElement
+from jicofo.xmlns.ice_udp import IceUdpTransport
+from jicofo.xmlns.jingle import RtpDescription
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 from jicofo.xmpp.client import BaseXMPPConnection
 from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError

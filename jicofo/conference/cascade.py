@@ -31,7 +31,8 @@ from collections.abc import Callable
 
 from jicofo.bridge.colibri import ColibriSession, RelayEndpoint
 from jicofo.model.sources import EndpointSourceSet
-from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription
+from jicofo.xmlns.ice_udp import IceUdpTransport
+from jicofo.xmlns.jingle import RtpDescription
 
 log = logging.getLogger(__name__)
 

@@ -20,19 +20,18 @@ from jicofo.config.model import CodecConfig
 from jicofo.model.sources import ConferenceSourceMap, MediaType
 from jicofo.model.sources_jingle import source_elements
 from jicofo.model.sources_json import encode_json
+from jicofo.xmlns.ice_udp import IceUdpTransport, SctpMap
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
     Group,
     HeaderExtension,
-    IceUdpTransport,
     JingleContent,
     JingleIQ,
     Parameter,
     PayloadType,
     RtcpFb,
     RtpDescription,
-    SctpMap,
     StartMuted,
 )
 

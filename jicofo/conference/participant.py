@@ -34,10 +34,10 @@ from jicofo.model.sources import (
 )
 from jicofo.model.sources_jingle import source_contents, sources_from_contents
 from jicofo.model.sources_json import decode_json, encode_json
+from jicofo.xmlns.ice_udp import IceUdpTransport
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
-    IceUdpTransport,
     JingleContent,
     JingleIQ,
     Reason,

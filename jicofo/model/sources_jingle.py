@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from jicofo.xmlns.jingle import JingleContent, RtpDescription, SourceElement, SsrcGroupElement
+from jicofo.xmlns.jingle import JingleContent, RtpDescription
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 
 from .sources import (
     ConferenceSourceMap,

@@ -17,7 +17,7 @@ from jicofo.model.sources import (
     Source,
     SsrcGroup,
 )
-from jicofo.xmlns.jingle import IceUdpTransport
+from jicofo.xmlns.ice_udp import IceUdpTransport
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant
 from jicofo.xmpp.xml import parse_fragment, serialize

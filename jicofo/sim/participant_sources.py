@@ -27,19 +27,9 @@ from jicofo.model.sources import (
     SsrcGroup,
 )
 from jicofo.model.sources_json import decode_json
-from jicofo.xmlns.jingle import (
-    Candidate,
-    Fingerprint,
-    Group,
-    IceUdpTransport,
-    JingleContent,
-    JingleIQ,
-    PayloadType,
-    RtpDescription,
-    SctpMap,
-    SourceElement,
-    SsrcGroupElement,
-)
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport, SctpMap
+from jicofo.xmlns.jingle import Group, JingleContent, JingleIQ, PayloadType, RtpDescription
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 
 CAPS_NODE = "https://jitsi.org/jitsi-meet"
 
