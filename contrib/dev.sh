@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one entry point for developers and CI:
-#   bash contrib/dev.sh test [pytest args...]   lint and type checks, then the whole test suite
+#   bash contrib/dev.sh test [pytest args...]   lint, type and import-layer checks, then the tests
 #   bash contrib/dev.sh demo [demo args...]     the end-to-end demo
 # On a fresh Debian/Ubuntu machine it installs what is missing (Prosody from Debian packages,
 # python3-venv), makes .venv in the repository and installs the project into it.
@@ -91,6 +91,8 @@ case "$command" in
         "$VENV/bin/ruff" check "${lint_paths[@]}"
         say "mypy (the jicofo package; settings in pyproject.toml)"
         "$VENV/bin/mypy"
+        say "lint-imports (the layer contracts in pyproject.toml)"
+        "$VENV/bin/lint-imports"
         say "pytest"
         exec "$VENV/bin/python" -m pytest -q "$@"
         ;;

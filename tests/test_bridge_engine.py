@@ -12,13 +12,10 @@ import pytest
 from jicofo.sim.bridge_engine import BridgeEngine, BridgeIdentity, StressModel
 from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.colibri_stats import STATS_FILTER_WHITELIST, BridgeStats
-from jicofo.xmlns.jingle import (
-    Candidate,
-    Fingerprint,
-    IceUdpTransport,
-    PayloadType,
-    SourceElement,
-)
+from jicofo.xmlns.ice_udp import NS_ICE_UDP, Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.jingle import PayloadType
+from jicofo.xmlns.namespaces import NS_COLIBRI2
+from jicofo.xmlns.ssma import SourceElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import local_name, parse_fragment, serialize
 
@@ -131,8 +128,8 @@ def test_first_allocation_answer() -> None:
         ("audio", "jvb-a0", "jvb-a0"), ("video", "jvb-v0", "jvb-v0")
     ]
     # The transport element is in the bridge's order.
-    ice_el = answer.to_element().find(f"{{{c2.NS_COLIBRI2}}}endpoint/{{{c2.NS_COLIBRI2}}}transport/"
-                                      f"{{{c2.NS_ICE_UDP}}}transport")
+    ice_el = answer.to_element().find(f"{{{NS_COLIBRI2}}}endpoint/{{{NS_COLIBRI2}}}transport/"
+                                      f"{{{NS_ICE_UDP}}}transport")
     assert ice_el is not None
     assert [local_name(c.tag) for c in ice_el] == ["rtcp-mux", "fingerprint", "web-socket", "candidate",
                                                    "candidate"]
@@ -225,7 +222,7 @@ def test_conference_not_found() -> None:
     assert (err.condition, err.type, err.text) == (
         "item-not-found", "cancel", f"Conference not found for ID: {MEETING}")
     assert reason(err) == "conference_not_found"
-    assert err.app_element is not None and err.app_element.tag == f"{{{c2.NS_COLIBRI2}}}error"
+    assert err.app_element is not None and err.app_element.tag == f"{{{NS_COLIBRI2}}}error"
 
 
 def test_conference_already_exists() -> None:

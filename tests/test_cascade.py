@@ -21,7 +21,7 @@ from jicofo.sim.participant import SimulatedParticipant
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.stack import Bridges, focus_config, running_focus, simulated_bridges
 from jicofo.testing.waiting import wait_until, wait_until_async
-from jicofo.xmlns.jingle import Fingerprint, IceUdpTransport
+from jicofo.xmlns.ice_udp import Fingerprint, IceUdpTransport
 
 from .test_focus_e2e import bridge_log, no_errors, participants, room_of, wait_bridges
 

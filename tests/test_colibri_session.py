@@ -13,7 +13,7 @@ import trio
 from jicofo.bridge import colibri
 from jicofo.bridge.colibri import ColibriFailure, ColibriSession, EndpointRequest
 from jicofo.bridge.model import Bridge
-from jicofo.conference.sources import EndpointSourceSet
+from jicofo.model.sources import EndpointSourceSet
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.xml import element
 

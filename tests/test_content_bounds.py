@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jicofo.conference.sources import decode_json as decode_sources
+from jicofo.model.sources_json import decode_json as decode_sources
 from jicofo.xmlns.attributes import parse_ssrc
 from jicofo.xmlns.bounded_json import (
     MAX_DEPTH,

@@ -17,8 +17,9 @@ from jicofo.http.server import HttpServer
 from jicofo.rest import build_router
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
-from jicofo.xmlns.jingle import Action, JingleContent, JingleIQ, RtpDescription, SourceElement
+from jicofo.xmlns.jingle import Action, JingleContent, JingleIQ, RtpDescription
 from jicofo.xmlns.presence_ext import MemberPresence
+from jicofo.xmlns.ssma import SourceElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.xml import element

@@ -16,16 +16,9 @@ from jicofo.http.client import get_json
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.testing.stack import focus_config, running_focus, simulated_bridges
 from jicofo.xmlns.conference_iq import ConferenceAnswer, ConferenceRequest
-from jicofo.xmlns.jingle import (
-    Action,
-    Fingerprint,
-    IceUdpTransport,
-    JingleContent,
-    JingleIQ,
-    RtpDescription,
-    SourceElement,
-    SsrcGroupElement,
-)
+from jicofo.xmlns.ice_udp import Fingerprint, IceUdpTransport
+from jicofo.xmlns.jingle import Action, JingleContent, JingleIQ, RtpDescription
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import NotConnected, StanzaError
 from jicofo.xmpp.jid import JID

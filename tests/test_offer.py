@@ -9,7 +9,8 @@ from jicofo.conference.offer import (
     OfferOptions,
     build_offer,
 )
-from jicofo.conference.sources import (
+from jicofo.config.load import load_config
+from jicofo.model.sources import (
     BRIDGE_OWNER,
     ConferenceSourceMap,
     EndpointSourceSet,
@@ -17,18 +18,10 @@ from jicofo.conference.sources import (
     Semantics,
     Source,
     SsrcGroup,
-    decode_json,
 )
-from jicofo.config.load import load_config
-from jicofo.xmlns.jingle import (
-    Action,
-    BridgeSession,
-    Candidate,
-    Fingerprint,
-    IceUdpTransport,
-    JingleIQ,
-    StartMuted,
-)
+from jicofo.model.sources_json import decode_json
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.jingle import Action, BridgeSession, JingleIQ, StartMuted
 from jicofo.xmpp.xml import parse_fragment, serialize
 
 A, V = MediaType.AUDIO, MediaType.VIDEO

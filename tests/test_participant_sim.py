@@ -12,18 +12,17 @@ from xml.etree.ElementTree import Element
 import pytest
 import trio
 
-from jicofo.conference.sources import (
+from jicofo.conference.sources import check_source_set
+from jicofo.model.sources import (
     ConferenceSourceMap,
     EndpointSourceSet,
     MediaType,
     Semantics,
     Source,
     SsrcGroup,
-    check_source_set,
-    encode_json,
-    source_contents,
-    sources_from_contents,
 )
+from jicofo.model.sources_jingle import source_contents, sources_from_contents
+from jicofo.model.sources_json import encode_json
 from jicofo.sim.participant import (
     ParticipantError,
     ParticipantOptions,
@@ -44,23 +43,20 @@ from jicofo.sim.participant_sources import (
 from jicofo.tasks import single_cause
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport, SctpMap
 from jicofo.xmlns.jingle import (
     JINGLE,
     NS_JINGLE_ERRORS,
     Action,
     BridgeSession,
-    Candidate,
-    Fingerprint,
     Group,
     HeaderExtension,
-    IceUdpTransport,
     JingleContent,
     JingleIQ,
     Parameter,
     PayloadType,
     RtcpFb,
     RtpDescription,
-    SctpMap,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
 from jicofo.xmpp.client import XMPPClient

@@ -13,8 +13,8 @@ from jicofo.conference.conference import Conference
 from jicofo.conference.offer import OfferConfig, OfferOptions
 from jicofo.conference.participant import JingleSession, Participant, SessionState
 from jicofo.conference.services import ConferenceServices
-from jicofo.conference.sources import EndpointSourceSet, MediaType, Source
 from jicofo.config.load import load_config
+from jicofo.model.sources import EndpointSourceSet, MediaType, Source
 from jicofo.restart.conference_state import (
     restore_conference,
     snapshot_conference,
@@ -22,7 +22,7 @@ from jicofo.restart.conference_state import (
 )
 from jicofo.xmlns.colibri2 import ForceMute
 from jicofo.xmlns.component_message import AvModerationMessage
-from jicofo.xmlns.jingle import Fingerprint, IceUdpTransport
+from jicofo.xmlns.ice_udp import Fingerprint, IceUdpTransport
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from jicofo.conference.offer import OfferOptions
-from jicofo.conference.sources import (
+from jicofo.model.sources import (
     ConferenceSourceMap,
     EndpointSourceSet,
     MediaType,
@@ -36,7 +36,7 @@ from jicofo.restart.codec import (
 from jicofo.restart.config import RestartConfig
 from jicofo.restart.keeper import CONFERENCE, ConnectionJournal, RestartKeeper, restored_session
 from jicofo.restart.store import MemoryStore, SqliteStore
-from jicofo.xmlns.jingle import Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant
 from jicofo.xmpp.sm import StreamManagement, StreamManagementError

@@ -6,24 +6,25 @@ from __future__ import annotations
 import pytest
 
 from jicofo.conference.sources import (
+    SourceLimits,
+    check_source_set,
+    sources_for_receiver,
+    validate_add,
+    validate_remove,
+)
+from jicofo.model.sources import (
     BRIDGE_OWNER,
     ConferenceSourceMap,
     EndpointSourceSet,
     MediaType,
     Semantics,
     Source,
-    SourceLimits,
     SourceValidationError,
     SsrcGroup,
-    check_source_set,
-    decode_json,
     diff,
-    encode_json,
     parse_semantics,
-    sources_for_receiver,
-    validate_add,
-    validate_remove,
 )
+from jicofo.model.sources_json import decode_json, encode_json
 
 A, V = MediaType.AUDIO, MediaType.VIDEO
 SIM, FID = Semantics.SIM, Semantics.FID

@@ -12,7 +12,6 @@ import pytest
 from jicofo.xmlns.colibri2 import (
     CONFERENCE_MODIFIED,
     CONFERENCE_MODIFY,
-    NS_COLIBRI2,
     SCTP_PORT,
     Colibri2ErrorInfo,
     Colibri2ParseError,
@@ -32,15 +31,10 @@ from jicofo.xmlns.colibri2 import (
     colibri2_error,
     colibri2_stanza_error,
 )
-from jicofo.xmlns.jingle import (
-    Candidate,
-    Fingerprint,
-    IceUdpTransport,
-    PayloadType,
-    RtpDescription,
-    SourceElement,
-    SsrcGroupElement,
-)
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.jingle import PayloadType, RtpDescription
+from jicofo.xmlns.namespaces import NS_COLIBRI2
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import local_name, parse_fragment, serialize
 

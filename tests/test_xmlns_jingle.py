@@ -9,7 +9,8 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
-from jicofo.conference.sources import MediaType, Semantics, SsrcGroup, sources_from_contents
+from jicofo.model.sources import MediaType, Semantics, SsrcGroup
+from jicofo.model.sources_jingle import sources_from_contents
 from jicofo.xmlns.jingle import (
     JINGLE,
     Action,

@@ -32,9 +32,11 @@ import trio
 
 from jicofo.bridge.model import Bridge
 from jicofo.bridge.silence import ask
-from jicofo.conference.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
+from jicofo.model.sources import EndpointSourceSet, MediaType, Source, SsrcGroup
 from jicofo.xmlns import colibri2 as c2
-from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription, SourceElement, SsrcGroupElement
+from jicofo.xmlns.ice_udp import IceUdpTransport
+from jicofo.xmlns.jingle import RtpDescription
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 from jicofo.xmpp.client import BaseXMPPConnection
 from jicofo.xmpp.containment import contain_stanza
 from jicofo.xmpp.errors import IQTimeout, NotConnected, StanzaError

@@ -30,9 +30,9 @@ import logging
 from collections.abc import Callable
 
 from jicofo.bridge.colibri import ColibriSession, RelayEndpoint
-from jicofo.xmlns.jingle import IceUdpTransport, RtpDescription
-
-from .sources import EndpointSourceSet
+from jicofo.model.sources import EndpointSourceSet
+from jicofo.xmlns.ice_udp import IceUdpTransport
+from jicofo.xmlns.jingle import RtpDescription
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from jicofo.bridge.selector import RecentAdditions
 from jicofo.config.model import ReinviteMethod
 from jicofo.jibri.conference_jibri import ConferenceJibri
 from jicofo.logs import log_context
+from jicofo.model.sources import ConferenceSourceMap, EndpointSourceSet
 from jicofo.xmlns.breakout import is_switch_room, main_room_of
 from jicofo.xmlns.component_message import AvModerationMessage, RoomMetadata, RoomMetadataMessage
 from jicofo.xmlns.jingle import RtpDescription, StartMuted
@@ -77,7 +78,7 @@ from .offer import OfferOptions, audio_description, video_description
 from .participant import Invite, JingleRequest, Participant, Reinvite, Terminate
 from .roles import RoleStrategy, role_strategy
 from .services import ConferenceServices
-from .sources import ConferenceSourceMap, EndpointSourceSet, SourceLimits
+from .sources import SourceLimits
 
 if TYPE_CHECKING:
     from jicofo.bridge.model import Bridge

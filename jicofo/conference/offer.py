@@ -17,23 +17,23 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from jicofo.config.model import CodecConfig
+from jicofo.model.sources import ConferenceSourceMap, MediaType
+from jicofo.model.sources_jingle import source_elements
+from jicofo.model.sources_json import encode_json
+from jicofo.xmlns.ice_udp import IceUdpTransport, SctpMap
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
     Group,
     HeaderExtension,
-    IceUdpTransport,
     JingleContent,
     JingleIQ,
     Parameter,
     PayloadType,
     RtcpFb,
     RtpDescription,
-    SctpMap,
     StartMuted,
 )
-
-from .sources import ConferenceSourceMap, MediaType, encode_json, source_elements
 
 URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"

@@ -24,10 +24,20 @@ import trio
 from jicofo.bridge.colibri import Allocation, ColibriFailure, ColibriSession, EndpointRequest
 from jicofo.config.model import ReinviteMethod
 from jicofo.logs import log_context
+from jicofo.model.sources import (
+    BRIDGE_OWNER,
+    ConferenceSourceMap,
+    EndpointSourceSet,
+    MediaType,
+    SourceValidationError,
+    diff,
+)
+from jicofo.model.sources_jingle import source_contents, sources_from_contents
+from jicofo.model.sources_json import decode_json, encode_json
+from jicofo.xmlns.ice_udp import IceUdpTransport
 from jicofo.xmlns.jingle import (
     Action,
     BridgeSession,
-    IceUdpTransport,
     JingleContent,
     JingleIQ,
     Reason,
@@ -49,20 +59,7 @@ from .offer import (
     build_offer,
     video_description,
 )
-from .sources import (
-    ConferenceSourceMap,
-    EndpointSourceSet,
-    MediaType,
-    SourceValidationError,
-    decode_json,
-    diff,
-    encode_json,
-    source_contents,
-    sources_for_receiver,
-    sources_from_contents,
-    validate_add,
-    validate_remove,
-)
+from .sources import sources_for_receiver, validate_add, validate_remove
 
 if TYPE_CHECKING:
     from .conference import Conference
@@ -73,7 +70,6 @@ FEATURE_SSRC_REWRITING = "http://jitsi.org/ssrc-rewriting-1"
 # What we assume a member supports when its features cannot be discovered: a browser client
 # without the optional extras. Choosing audio+video+data keeps a call usable.
 DEFAULT_FEATURES = frozenset({FEATURE_AUDIO, FEATURE_VIDEO, FEATURE_SCTP})
-BRIDGE_OWNER = "jvb"
 INBOX_SIZE = 500
 _OLD_SIDS_KEPT = 8
 

@@ -9,7 +9,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from jicofo.conference.offer import OfferOptions
-from jicofo.conference.sources import (
+from jicofo.model.sources import (
     ConferenceSourceMap,
     EndpointSourceSet,
     MediaType,
@@ -17,7 +17,7 @@ from jicofo.conference.sources import (
     Source,
     SsrcGroup,
 )
-from jicofo.xmlns.jingle import IceUdpTransport
+from jicofo.xmlns.ice_udp import IceUdpTransport
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.muc import Occupant
 from jicofo.xmpp.xml import parse_fragment, serialize

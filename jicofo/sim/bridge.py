@@ -21,6 +21,7 @@ import trio
 
 from jicofo.sim.bridge_engine import BridgeEngine
 from jicofo.xmlns.colibri2 import colibri2_stanza_error
+from jicofo.xmlns.namespaces import NS_COLIBRI, NS_COLIBRI2
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
@@ -30,8 +31,6 @@ from jicofo.xmpp.xml import element, serialize
 
 log = logging.getLogger(__name__)
 
-NS_COLIBRI2 = "jitsi:colibri2"
-NS_COLIBRI = "http://jitsi.org/protocol/colibri"
 NS_HEALTH = "http://jitsi.org/protocol/healthcheck"
 NS_VERSION = "jabber:iq:version"
 

@@ -29,7 +29,8 @@ from xml.etree.ElementTree import Element
 
 from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.colibri_stats import STATS_FILTER_WHITELIST, BridgeStats
-from jicofo.xmlns.jingle import Candidate, Fingerprint, IceUdpTransport, SourceElement
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.ssma import SourceElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID, InvalidJID
 

@@ -35,17 +35,11 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.conference.sources import ConferenceSourceMap, EndpointSourceSet
+from jicofo.model.sources import ConferenceSourceMap, EndpointSourceSet
 from jicofo.tasks import single_cause
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
-from jicofo.xmlns.jingle import (
-    JINGLE,
-    NS_JITMEET,
-    Action,
-    BridgeSession,
-    JingleIQ,
-    Reason,
-)
+from jicofo.xmlns.jingle import JINGLE, Action, BridgeSession, JingleIQ, Reason
+from jicofo.xmlns.namespaces import NS_JITMEET
 from jicofo.xmpp.caps import DiscoInfo, Identity, caps_element, compute_ver
 from jicofo.xmpp.client import NS_DISCO_INFO, XMPPClient
 from jicofo.xmpp.errors import IQTimeout, StanzaError, XMPPError

@@ -15,16 +15,9 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.conference.sources import ConferenceSourceMap
-from jicofo.xmlns.jingle import (
-    NS_JINGLE_ERRORS,
-    Action,
-    BridgeSession,
-    IceUdpTransport,
-    JingleContent,
-    JingleIQ,
-    Reason,
-)
+from jicofo.model.sources import ConferenceSourceMap
+from jicofo.xmlns.ice_udp import IceUdpTransport
+from jicofo.xmlns.jingle import NS_JINGLE_ERRORS, Action, BridgeSession, JingleContent, JingleIQ, Reason
 from jicofo.xmpp.errors import IQTimeout, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
 from jicofo.xmpp.xml import element, qn

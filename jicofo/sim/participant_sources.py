@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from jicofo.conference.sources import (
+from jicofo.conference.sources import check_source_set
+from jicofo.model.sources import (
     BRIDGE_OWNER,
     ConferenceSourceMap,
     EndpointSourceSet,
@@ -24,22 +25,11 @@ from jicofo.conference.sources import (
     Source,
     SourceValidationError,
     SsrcGroup,
-    check_source_set,
-    decode_json,
 )
-from jicofo.xmlns.jingle import (
-    Candidate,
-    Fingerprint,
-    Group,
-    IceUdpTransport,
-    JingleContent,
-    JingleIQ,
-    PayloadType,
-    RtpDescription,
-    SctpMap,
-    SourceElement,
-    SsrcGroupElement,
-)
+from jicofo.model.sources_json import decode_json
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport, SctpMap
+from jicofo.xmlns.jingle import Group, JingleContent, JingleIQ, PayloadType, RtpDescription
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 
 CAPS_NODE = "https://jitsi.org/jitsi-meet"
 

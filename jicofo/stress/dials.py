@@ -15,7 +15,7 @@ from jicofo.xmpp.xml import element, qn
 from .report import summarize
 
 if TYPE_CHECKING:
-    from .runner import Conference, Runner
+    from .runner import Runner, StressConference
 
 NS_RAYO = "urn:xmpp:rayo:1"
 DIAL_TIMEOUT = 60.0  # three Jigasis tried at the reply timeout each
@@ -41,7 +41,7 @@ class DialLoad:
                 self.dials.append(dial)
                 nursery.start_soon(self._dial, conference, dial)
 
-    async def _dial(self, conference: Conference, dial: Dial) -> None:
+    async def _dial(self, conference: StressConference, dial: Dial) -> None:
         slot = None
         while slot is None:
             slot = next((s for s in list(conference.members)

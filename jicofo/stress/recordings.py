@@ -20,7 +20,7 @@ from jicofo.xmpp.errors import StanzaError, XMPPError
 from jicofo.xmpp.xml import element, qn
 
 if TYPE_CHECKING:
-    from .runner import Conference, FaultRecord, Runner
+    from .runner import FaultRecord, Runner, StressConference
 
 NS_JIBRI = "http://jitsi.org/protocol/jibri"
 START_TIMEOUT = 30.0
@@ -53,7 +53,7 @@ class RecordingLoad:
                 self.recordings.append(record)
                 nursery.start_soon(self._record, conference, record)
 
-    async def _record(self, conference: Conference, record: Recording) -> None:
+    async def _record(self, conference: StressConference, record: Recording) -> None:
         slot = None
         while slot is None:
             slot = next((s for s in list(conference.members)

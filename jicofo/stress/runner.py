@@ -49,7 +49,9 @@ MAX_EVENTS = 2000  # per participant event log
 
 
 @dataclass(eq=False)
-class Conference:
+class StressConference:
+    """One room the runner fills with simulated participants (not the focus's Conference)."""
+
     index: int
     room: str
     size: int
@@ -61,7 +63,7 @@ class Conference:
 class Slot:
     """One participant instance (a rejoin after churn is a new slot, as a page reload is)."""
 
-    conference: Conference
+    conference: StressConference
     person: SimulatedParticipant
     started: float
     state: str = "joining"  # joining, in-session, failed, left
@@ -144,7 +146,7 @@ class Runner:
         self.rng = random.Random(scenario.seed)
         self.run_id = secrets.token_hex(3)
         self.conferences = [
-            Conference(i, f"{scenario.room_prefix}-{self.run_id}-{i}@{target.muc_domain}",
+            StressConference(i, f"{scenario.room_prefix}-{self.run_id}-{i}@{target.muc_domain}",
                        self.rng.randint(*scenario.participants))
             for i in range(scenario.conferences)
         ]
@@ -256,7 +258,7 @@ class Runner:
             self._start_participant(conference)
         # Everyone planned has started; the load phase goes on (holding) until the duration.
 
-    def _start_participant(self, conference: Conference, reload_of: Slot | None = None) -> None:
+    def _start_participant(self, conference: StressConference, reload_of: Slot | None = None) -> None:
         assert self._nursery is not None
         if self._load_done.is_set():
             return
@@ -405,7 +407,7 @@ class Runner:
             assert self._nursery is not None
             self._nursery.start_soon(self._rejoin, slot.conference)
 
-    async def _rejoin(self, conference: Conference) -> None:
+    async def _rejoin(self, conference: StressConference) -> None:
         await trio.sleep(self.rng.uniform(0.5, 2.0))  # a page reload
         if not self._load_done.is_set():
             self.churn_rejoined += 1

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from jicofo.xmlns.namespaces import NS_COLIBRI2
 from jicofo.xmpp.xml import escape_attribute, escape_text, qn, serialize
 
 NS_CLIENT = "jabber:client"
@@ -46,7 +47,6 @@ NS_DTLS = "urn:xmpp:jingle:apps:dtls:0"
 NS_FOCUS = "http://jitsi.org/protocol/focus"
 NS_JITMEET = "http://jitsi.org/jitmeet"
 NS_COLIBRI = "http://jitsi.org/protocol/colibri"
-NS_COLIBRI2 = "jitsi:colibri2"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"

@@ -1,5 +1,6 @@
-"""Reading attributes of parsed elements, with one clear ValueError for a bad value. Shared by
-the Jingle and Colibri2 parsers (the Colibri2 one turns the error into Colibri2ParseError)."""
+"""Reading attributes of parsed elements, with one clear ValueError for a bad value, and writing
+them from keyword arguments. Shared by the Jingle, ICE-UDP, SSMA and Colibri2 modules (Colibri2
+turns the error into Colibri2ParseError)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,45 @@ def bool_attr(el: Element, name: str) -> bool | None:
     if lowered in ("false", "0"):
         return False
     raise ValueError(f"'{name}' of <{local(el)}> is not a boolean: {raw!r}")
+
+
+def required_int(el: Element, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """A required integer attribute within [minimum, maximum]."""
+    value = int_attr(el, name, minimum=minimum, maximum=maximum)
+    if value is None:
+        raise ValueError(f"<{local(el)}> lacks the '{name}' attribute")
+    return value
+
+
+def expect(el: Element, tag: str) -> None:
+    """ValueError unless `el` is a `tag` element."""
+    if el.tag != tag:
+        raise ValueError(f"expected {tag}, got {el.tag!r}")
+
+
+# Writing attributes. Two conventions, both on the wire: Jingle and Jitsi's Jingle extensions
+# write a boolean either way ("true" / "false"); Colibri2 writes only the flags that are set,
+# every one of its flags defaulting to false.
+
+
+def attrs(**values: str | int | bool | None) -> dict[str, str]:
+    """Attributes from keyword arguments (`_` in names becomes `-`), in argument order. None is
+    left out; a boolean is written "true" or "false"."""
+    return _attrs(values, write_false=True)
+
+
+def attrs_omitting_false(**values: str | int | bool | None) -> dict[str, str]:
+    """As `attrs`, but False is left out too (Colibri2's flags: absent means false)."""
+    return _attrs(values, write_false=False)
+
+
+def _attrs(values: dict[str, str | int | bool | None], *, write_false: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None or (value is False and not write_false):
+            continue
+        if isinstance(value, bool):
+            out[key.replace("_", "-")] = "true" if value else "false"
+        else:
+            out[key.replace("_", "-")] = str(value)
+    return out

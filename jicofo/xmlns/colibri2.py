@@ -2,8 +2,8 @@
 
 Both directions use the same small frozen classes: the focus builds `ConferenceModify(...)` and
 reads `ConferenceModified.from_element(el)`; the bridge simulator does the opposite. RTP pieces
-(payload types, header extensions), the ICE-UDP transport and SSMA sources are the Jingle ones
-from `jicofo.xmlns.jingle`.
+(payload types, header extensions) are the Jingle ones from `jicofo.xmlns.jingle`, the ICE-UDP
+transport is `jicofo.xmlns.ice_udp`'s and the sources are `jicofo.xmlns.ssma`'s.
 
 Parsing is strict: anything malformed raises `Colibri2ParseError` (a `ValueError`) with a message
 fit for the text of a `bad-request` answer. Unknown children (`traceparent`, future extensions)
@@ -16,44 +16,38 @@ condition (and the `<endpoint id>` that comes with `unknown_endpoint`) from a re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
-from typing import Any
+from typing import Protocol, TypeVar
 from xml.etree.ElementTree import Element
 
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import children, element, find_child, local_name, namespace, qn
 
-from .attributes import bool_attr
+from .attributes import attrs, attrs_omitting_false, bool_attr
 from .attributes import int_attr as _int
 from .attributes import required as _required
+from .ice_udp import NS_DTLS, NS_ICE_UDP, WEB_SOCKET, IceUdpTransport
 from .jingle import (
-    NS_COLIBRI,
-    NS_DTLS,
     NS_HDREXT,
-    NS_ICE_UDP,
-    NS_RTP,
-    NS_SSMA,
     HeaderExtension,
-    IceUdpTransport,
     PayloadType,
     RtpDescription,
-    SourceElement,
-    SsrcGroupElement,
+    header_extensions_in,
+    payload_types_in,
 )
+from .namespaces import NS_COLIBRI2
+from .ssma import SourceElement, SsrcGroupElement, sources_in, ssrc_groups_in
 
 __all__ = [
-    "NS_COLIBRI2", "NS_COLIBRI", "NS_ICE_UDP", "NS_DTLS", "NS_SSMA", "NS_RTP", "NS_HDREXT",
     "CONFERENCE_MODIFY", "CONFERENCE_MODIFIED", "SCTP_PORT", "CAPABILITY_SOURCE_NAMES",
     "Colibri2ParseError", "ErrorReason", "Colibri2ErrorInfo", "Colibri2StanzaError",
     "colibri2_error", "colibri2_stanza_error", "error_element",
     "Sctp", "Transport", "Media", "MediaSource", "Sources", "ForceMute", "Endpoint", "Relay",
     "Connect", "ConferenceModify", "ConferenceModified",
 ]
-
-NS_COLIBRI2 = "jitsi:colibri2"
 
 CONFERENCE_MODIFY = qn(NS_COLIBRI2, "conference-modify")
 CONFERENCE_MODIFIED = qn(NS_COLIBRI2, "conference-modified")
@@ -112,15 +106,51 @@ def _one(el: Element, ns: str, local: str) -> Element | None:
     return found[0] if found else None
 
 
-def _attrs(**values: str | int | bool | None) -> dict[str, str]:
-    """Attributes from keyword arguments (`_` becomes `-`). None and False are left out: every
-    Colibri2 flag defaults to false and is only written when true."""
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        if value is None or value is False:
-            continue
-        out[key.replace("_", "-")] = "true" if value is True else str(value)
-    return out
+_T = TypeVar("_T")
+
+
+def _each(el: Element | None, local: str, parse: Callable[[Element], _T]) -> tuple[_T, ...]:
+    """`parse` applied to every `<local xmlns='jitsi:colibri2'>` child of `el`, in document order;
+    nothing when `el` is None (an absent wrapper such as `<connects>`)."""
+    return tuple(parse(c) for c in children(el, NS_COLIBRI2, local)) if el is not None else ()
+
+
+def _maybe(el: Element | None, parse: Callable[[Element], _T]) -> _T | None:
+    return parse(el) if el is not None else None
+
+
+def _name(el: Element) -> str:
+    return _required(el, "name")
+
+
+class _Writable(Protocol):
+    def to_element(self) -> Element: ...
+
+
+def _append(el: Element, *parts: _Writable | None) -> None:
+    """Append the elements of the parts that are set, in order."""
+    el.extend(part.to_element() for part in parts if part is not None)
+
+
+def _wrapped(local: str, items: Iterable[Element]) -> Element:
+    """`<local xmlns='jitsi:colibri2'>` holding `items` (`<endpoints>`, `<connects>`, ...)."""
+    return element(qn(NS_COLIBRI2, local), None, *items)
+
+
+def _names(local: str, names: Iterable[str]) -> Iterator[Element]:
+    return (element(qn(NS_COLIBRI2, local), {"name": name}) for name in names)
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_I = TypeVar("_I", bound=_Identified)
+
+
+def _with_id(items: tuple[_I, ...], wanted: str) -> _I | None:
+    return next((item for item in items if item.id == wanted), None)
 
 
 class _Tuples:
@@ -267,10 +297,9 @@ class Sctp:
             return cls(_int(el, "port", minimum=0, maximum=65535), role)
 
     def to_element(self) -> Element:
-        return element(self.TAG, _attrs(port=self.port, role=self.role))
+        return element(self.TAG, attrs_omitting_false(port=self.port, role=self.role))
 
 
-WEB_SOCKET = qn(NS_COLIBRI, "web-socket")
 _ICE_ORDER = {
     qn(NS_ICE_UDP, "rtcp-mux"): 0,
     qn(NS_DTLS, "fingerprint"): 1,
@@ -327,7 +356,7 @@ class Transport(_Tuples):
             ice, active = _parse_ice(ice_el) if ice_el is not None else (None, False)
             return cls(
                 ice=ice,
-                sctp=Sctp.from_element(sctp_el) if sctp_el is not None else None,
+                sctp=_maybe(sctp_el, Sctp.from_element),
                 ice_controlling=_bool(el, "ice-controlling"),
                 use_unique_port=_bool(el, "use-unique-port"),
                 ice_restart=_bool(el, "ice-restart"),
@@ -337,7 +366,7 @@ class Transport(_Tuples):
     def to_element(self) -> Element:
         el = element(
             self.TAG,
-            _attrs(
+            attrs_omitting_false(
                 ice_controlling=self.ice_controlling,
                 use_unique_port=self.use_unique_port,
                 ice_restart=self.ice_restart,
@@ -353,8 +382,7 @@ class Transport(_Tuples):
                 ice.remove(child)
             ice.extend(ordered)
             el.append(ice)
-        if self.sctp is not None:
-            el.append(self.sctp.to_element())
+        _append(el, self.sctp)
         return el
 
 
@@ -383,12 +411,8 @@ class Media(_Tuples):
                 raise Colibri2ParseError(f"unknown media type {media_type!r}")
             return cls(
                 type=media_type,
-                payload_types=tuple(
-                    PayloadType.from_element(p) for p in children(el, NS_RTP, "payload-type")
-                ),
-                header_extensions=tuple(
-                    HeaderExtension.from_element(h) for h in children(el, NS_HDREXT, "rtp-hdrext")
-                ),
+                payload_types=payload_types_in(el),
+                header_extensions=header_extensions_in(el),
                 extmap_allow_mixed=find_child(el, NS_HDREXT, "extmap-allow-mixed") is not None,
             )
 
@@ -436,15 +460,13 @@ class MediaSource(_Tuples):
             return cls(
                 type=media_type,
                 id=_required(el, "id"),
-                sources=tuple(SourceElement.from_element(s) for s in children(el, NS_SSMA, "source")),
-                ssrc_groups=tuple(
-                    SsrcGroupElement.from_element(g) for g in children(el, NS_SSMA, "ssrc-group")
-                ),
+                sources=sources_in(el),
+                ssrc_groups=ssrc_groups_in(el),
                 synthetic=_bool(el, "synthetic"),
             )
 
     def to_element(self) -> Element:
-        el = element(self.TAG, _attrs(type=self.type, id=self.id, synthetic=self.synthetic))
+        el = element(self.TAG, attrs_omitting_false(type=self.type, id=self.id, synthetic=self.synthetic))
         el.extend(s.to_element() for s in self.sources)
         el.extend(g.to_element() for g in self.ssrc_groups)
         return el
@@ -463,7 +485,7 @@ class Sources(_Tuples):
     def from_element(cls, el: Element) -> Sources:
         with _strict("<sources>"):
             _expect(el, cls.TAG)
-            parsed = tuple(MediaSource.from_element(m) for m in children(el, NS_COLIBRI2, "media-source"))
+            parsed = _each(el, "media-source", MediaSource.from_element)
             ids = [m.id for m in parsed]
             if len(set(ids)) != len(ids):
                 raise Colibri2ParseError("two <media-source> share an id")
@@ -502,14 +524,13 @@ class ForceMute:
             return cls(_bool(el, "audio"), _bool(el, "video"))
 
     def to_element(self) -> Element:
-        return element(self.TAG, _attrs(audio=self.audio, video=self.video))
+        return element(self.TAG, attrs_omitting_false(audio=self.audio, video=self.video))
 
 
 # ---------------------------------------------------------------------------------------------
 # Endpoints, relays, connects
 
 
-CAPABILITY = qn(NS_COLIBRI2, "capability")
 INITIAL_LAST_N = qn(NS_COLIBRI2, "initial-last-n")
 
 
@@ -557,7 +578,7 @@ class Endpoint(_Tuples):
             sources = _one(el, NS_COLIBRI2, "sources")
             force_mute = _one(el, NS_COLIBRI2, "force-mute")
             last_n = _one(el, NS_COLIBRI2, "initial-last-n")
-            medias = tuple(Media.from_element(m) for m in children(el, NS_COLIBRI2, "media"))
+            medias = _each(el, "media", Media.from_element)
             if len({m.type for m in medias}) != len(medias):
                 raise Colibri2ParseError("two <media> of the same type")
             return cls(
@@ -568,19 +589,17 @@ class Endpoint(_Tuples):
                 muc_role=el.get("muc-role") or None,
                 diarize=_bool(el, "diarize"),
                 medias=medias,
-                transport=Transport.from_element(transport) if transport is not None else None,
-                sources=Sources.from_element(sources) if sources is not None else None,
-                force_mute=ForceMute.from_element(force_mute) if force_mute is not None else None,
-                capabilities=tuple(_required(c, "name") for c in children(el, NS_COLIBRI2, "capability")),
-                initial_last_n=(
-                    _required_last_n(last_n) if last_n is not None else None
-                ),
+                transport=_maybe(transport, Transport.from_element),
+                sources=_maybe(sources, Sources.from_element),
+                force_mute=_maybe(force_mute, ForceMute.from_element),
+                capabilities=_each(el, "capability", _name),
+                initial_last_n=_maybe(last_n, _required_last_n),
             )
 
     def to_element(self) -> Element:
         el = element(
             self.TAG,
-            _attrs(
+            attrs_omitting_false(
                 id=self.id,
                 create=self.create,
                 expire=self.expire,
@@ -590,13 +609,8 @@ class Endpoint(_Tuples):
             ),
         )
         el.extend(m.to_element() for m in self.medias)
-        if self.transport is not None:
-            el.append(self.transport.to_element())
-        if self.sources is not None:
-            el.append(self.sources.to_element())
-        if self.force_mute is not None:
-            el.append(self.force_mute.to_element())
-        el.extend(element(CAPABILITY, {"name": name}) for name in self.capabilities)
+        _append(el, self.transport, self.sources, self.force_mute)
+        el.extend(_names("capability", self.capabilities))
         if self.initial_last_n is not None:
             el.append(element(INITIAL_LAST_N, {"value": str(self.initial_last_n)}))
         return el
@@ -625,7 +639,7 @@ class Relay(_Tuples):
     TAG = qn(NS_COLIBRI2, "relay")
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+        return _with_id(self.endpoints, endpoint_id)
 
     @classmethod
     def from_element(cls, el: Element) -> Relay:
@@ -635,34 +649,31 @@ class Relay(_Tuples):
         with _strict(f"relay {relay_id!r}"):
             transport = _one(el, NS_COLIBRI2, "transport")
             endpoints = _one(el, NS_COLIBRI2, "endpoints")
-            parsed = (
-                tuple(Endpoint.from_element(e) for e in children(endpoints, NS_COLIBRI2, "endpoint"))
-                if endpoints is not None else ()
-            )
+            parsed = _each(endpoints, "endpoint", Endpoint.from_element)
             _no_duplicate_ids(parsed, "endpoint")
             return cls(
                 id=relay_id,
                 create=_bool(el, "create"),
                 expire=_bool(el, "expire"),
                 mesh_id=el.get("mesh-id"),
-                medias=tuple(Media.from_element(m) for m in children(el, NS_COLIBRI2, "media")),
-                transport=Transport.from_element(transport) if transport is not None else None,
+                medias=_each(el, "media", Media.from_element),
+                transport=_maybe(transport, Transport.from_element),
                 endpoints=parsed,
             )
 
     def to_element(self) -> Element:
         el = element(
-            self.TAG, _attrs(id=self.id, create=self.create, expire=self.expire, mesh_id=self.mesh_id)
+            self.TAG,
+            attrs_omitting_false(id=self.id, create=self.create, expire=self.expire, mesh_id=self.mesh_id),
         )
         el.extend(m.to_element() for m in self.medias)
-        if self.transport is not None:
-            el.append(self.transport.to_element())
+        _append(el, self.transport)
         if self.endpoints:
-            el.append(element(qn(NS_COLIBRI2, "endpoints"), None, *(e.to_element() for e in self.endpoints)))
+            el.append(_wrapped("endpoints", (e.to_element() for e in self.endpoints)))
         return el
 
 
-def _no_duplicate_ids(items: tuple[Any, ...], what: str) -> None:
+def _no_duplicate_ids(items: tuple[_Identified, ...], what: str) -> None:
     seen: set[str] = set()
     for item in items:
         if item.id in seen:
@@ -728,18 +739,14 @@ class Connect(_Tuples):
                     for h in children(el, NS_COLIBRI2, "http-header")
                 ),
                 ping=ping,
-                exports=tuple(
-                    _required(x, "name") for x in children(exports, NS_COLIBRI2, "export")
-                ) if exports is not None else (),
-                requests=tuple(
-                    _required(r, "name") for r in children(requests, NS_COLIBRI2, "request")
-                ) if requests is not None else (),
+                exports=_each(exports, "export", _name),
+                requests=_each(requests, "request", _name),
             )
 
     def to_element(self) -> Element:
         el = element(
             self.TAG,
-            _attrs(
+            attrs_omitting_false(
                 url=self.url, protocol=self.protocol, type=self.type, audio=self.audio,
                 video=self.video, id=self.id, create=self.create, expire=self.expire,
             ),
@@ -751,11 +758,9 @@ class Connect(_Tuples):
             el.append(element(qn(NS_COLIBRI2, "ping"),
                               {"interval": str(self.ping[0]), "timeout": str(self.ping[1])}))
         if self.exports:
-            el.append(element(qn(NS_COLIBRI2, "exports"), None,
-                              *(element(qn(NS_COLIBRI2, "export"), {"name": n}) for n in self.exports)))
+            el.append(_wrapped("exports", _names("export", self.exports)))
         if self.requests:
-            el.append(element(qn(NS_COLIBRI2, "requests"), None,
-                              *(element(qn(NS_COLIBRI2, "request"), {"name": n}) for n in self.requests)))
+            el.append(_wrapped("requests", _names("request", self.requests)))
         return el
 
 
@@ -784,10 +789,10 @@ class ConferenceModify(_Tuples):
     TAG = CONFERENCE_MODIFY
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+        return _with_id(self.endpoints, endpoint_id)
 
     def relay(self, relay_id: str) -> Relay | None:
-        return next((r for r in self.relays if r.id == relay_id), None)
+        return _with_id(self.relays, relay_id)
 
     @classmethod
     def from_element(cls, el: Element) -> ConferenceModify:
@@ -796,8 +801,8 @@ class ConferenceModify(_Tuples):
             meeting_id = _required(el, "meeting-id")
             connects = _one(el, NS_COLIBRI2, "connects")
             sources = _one(el, NS_COLIBRI2, "sources")
-            endpoints = tuple(Endpoint.from_element(e) for e in children(el, NS_COLIBRI2, "endpoint"))
-            relays = tuple(Relay.from_element(r) for r in children(el, NS_COLIBRI2, "relay"))
+            endpoints = _each(el, "endpoint", Endpoint.from_element)
+            relays = _each(el, "relay", Relay.from_element)
             return cls(
                 meeting_id=meeting_id,
                 name=el.get("name") or None,
@@ -807,25 +812,23 @@ class ConferenceModify(_Tuples):
                 callstats_enabled=bool_attr(el, "callstats-enabled"),
                 endpoints=endpoints,
                 relays=relays,
-                connects=tuple(
-                    Connect.from_element(c) for c in children(connects, NS_COLIBRI2, "connect")
-                ) if connects is not None else (),
-                sources=Sources.from_element(sources) if sources is not None else None,
+                connects=_each(connects, "connect", Connect.from_element),
+                sources=_maybe(sources, Sources.from_element),
             )
 
     def to_element(self) -> Element:
-        attrs = _attrs(meeting_id=self.meeting_id, name=self.name, create=self.create, expire=self.expire)
-        for key, value in (("rtcstats-enabled", self.rtcstats_enabled),
-                           ("callstats-enabled", self.callstats_enabled)):
-            if value is not None:
-                attrs[key] = "true" if value else "false"
-        el = element(self.TAG, attrs)
+        el = element(
+            self.TAG,
+            # The stats flags are written either way when set (unlike Colibri2's other flags).
+            attrs_omitting_false(
+                meeting_id=self.meeting_id, name=self.name, create=self.create, expire=self.expire
+            ) | attrs(rtcstats_enabled=self.rtcstats_enabled, callstats_enabled=self.callstats_enabled),
+        )
         el.extend(e.to_element() for e in self.endpoints)
         el.extend(r.to_element() for r in self.relays)
         if self.connects:
-            el.append(element(qn(NS_COLIBRI2, "connects"), None, *(c.to_element() for c in self.connects)))
-        if self.sources is not None:
-            el.append(self.sources.to_element())
+            el.append(_wrapped("connects", (c.to_element() for c in self.connects)))
+        _append(el, self.sources)
         return el
 
 
@@ -841,10 +844,10 @@ class ConferenceModified(_Tuples):
     TAG = CONFERENCE_MODIFIED
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+        return _with_id(self.endpoints, endpoint_id)
 
     def relay(self, relay_id: str) -> Relay | None:
-        return next((r for r in self.relays if r.id == relay_id), None)
+        return _with_id(self.relays, relay_id)
 
     @property
     def feedback_sources(self) -> Sources | None:
@@ -856,15 +859,14 @@ class ConferenceModified(_Tuples):
             _expect(el, cls.TAG)
             sources = _one(el, NS_COLIBRI2, "sources")
             return cls(
-                endpoints=tuple(Endpoint.from_element(e) for e in children(el, NS_COLIBRI2, "endpoint")),
-                relays=tuple(Relay.from_element(r) for r in children(el, NS_COLIBRI2, "relay")),
-                sources=Sources.from_element(sources) if sources is not None else None,
+                endpoints=_each(el, "endpoint", Endpoint.from_element),
+                relays=_each(el, "relay", Relay.from_element),
+                sources=_maybe(sources, Sources.from_element),
             )
 
     def to_element(self) -> Element:
         el = element(self.TAG)
         el.extend(e.to_element() for e in self.endpoints)
         el.extend(r.to_element() for r in self.relays)
-        if self.sources is not None:
-            el.append(self.sources.to_element())
+        _append(el, self.sources)
         return el

@@ -1,6 +1,7 @@
 """Jingle (`urn:xmpp:jingle:1`) as the focus and lib-jitsi-meet use it: the `<jingle>` payload with
 its contents (RTP description, ICE-UDP transport), the BUNDLE group and Jitsi's extensions
-(bridge-session, json-message, ice-state, startmuted, reason).
+(bridge-session, json-message, ice-state, startmuted, reason). The ICE-UDP transport is in
+`ice_udp`, the SSMA sources of an RTP description in `ssma`; Colibri2 uses both too.
 
 `from_element` is strict: anything malformed raises ValueError with a message fit for the text of
 a bad-request answer. Elements the focus has no use for are skipped.
@@ -14,27 +15,25 @@ from xml.etree.ElementTree import Element
 
 from jicofo.xmpp.xml import children, element, find_child, qn
 
+from .attributes import attrs
 from .attributes import bool_attr as _bool
+from .attributes import expect as _expect
 from .attributes import int_attr as _int
 from .attributes import local as _local
 from .attributes import required as _required
-from .attributes import ssrc_attr
+from .attributes import required_int as _required_int
+from .ice_udp import IceUdpTransport
+from .namespaces import NS_COLIBRI2, NS_JITMEET, NS_RTP
+from .ssma import SourceElement, SsrcGroupElement, sources_in, ssrc_groups_in
 
 NS_JINGLE = "urn:xmpp:jingle:1"
-NS_RTP = "urn:xmpp:jingle:apps:rtp:1"
 NS_RTCP_FB = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"
 NS_HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
 NS_GROUPING = "urn:xmpp:jingle:apps:grouping:0"
 NS_JINGLE_ERRORS = "urn:xmpp:jingle:errors:1"
 NS_FOCUS = "http://jitsi.org/protocol/focus"
-NS_JITMEET = "http://jitsi.org/jitmeet"
 NS_START_MUTED = "http://jitsi.org/jitmeet/start-muted"
-NS_COLIBRI2 = "jitsi:colibri2"
-NS_ICE_UDP = "urn:xmpp:jingle:transports:ice-udp:1"
-NS_DTLS = "urn:xmpp:jingle:apps:dtls:0"
-NS_SCTP = "urn:xmpp:jingle:transports:dtls-sctp:1"
-NS_COLIBRI = "http://jitsi.org/protocol/colibri"
-NS_SSMA = "urn:xmpp:jingle:apps:rtp:ssma:0"
+
 
 JINGLE = qn(NS_JINGLE, "jingle")
 
@@ -66,263 +65,6 @@ _SENDERS = frozenset({"both", "initiator", "responder", "none"})
 
 
 # ---------------------------------------------------------------------------------------------
-# Attribute helpers
-
-
-def _required_int(el: Element, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
-    value = _int(el, name, minimum=minimum, maximum=maximum)
-    if value is None:
-        raise ValueError(f"<{_local(el)}> lacks the '{name}' attribute")
-    return value
-
-
-def _bool_text(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _attrs(**values: str | int | bool | None) -> dict[str, str]:
-    """Attributes from keyword arguments (`_` in names becomes `-`); None values are left out."""
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        out[key.replace("_", "-")] = _bool_text(value) if isinstance(value, bool) else str(value)
-    return out
-
-
-def _expect(el: Element, tag: str) -> None:
-    if el.tag != tag:
-        raise ValueError(f"expected {tag}, got {el.tag!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# ICE-UDP transport and SSMA source elements (Colibri2 uses these too).
-
-
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """`<fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash setup cryptex?>HEX</fingerprint>`."""
-
-    hash: str
-    value: str
-    setup: str | None = None
-    cryptex: bool | None = None
-
-    TAG = qn(NS_DTLS, "fingerprint")
-
-    @classmethod
-    def from_element(cls, el: Element) -> Fingerprint:
-        _expect(el, cls.TAG)
-        value = (el.text or "").strip()
-        if not value:
-            raise ValueError("empty DTLS fingerprint")
-        return cls(_required(el, "hash"), value, el.get("setup"), _bool(el, "cryptex"))
-
-    def to_element(self) -> Element:
-        attrs = _attrs(hash=self.hash, setup=self.setup, cryptex=self.cryptex)
-        return element(self.TAG, attrs, text=self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An ICE `<candidate>`."""
-
-    component: int
-    foundation: str
-    generation: int
-    id: str
-    ip: str
-    port: int
-    priority: int
-    protocol: str
-    type: str
-    network: int | None = None
-    rel_addr: str | None = None
-    rel_port: int | None = None
-    tcptype: str | None = None
-
-    TAG = qn(NS_ICE_UDP, "candidate")
-
-    @classmethod
-    def from_element(cls, el: Element) -> Candidate:
-        _expect(el, cls.TAG)
-        return cls(
-            component=_required_int(el, "component", minimum=1, maximum=256),
-            foundation=_required(el, "foundation"),
-            generation=_int(el, "generation") or 0,
-            id=el.get("id", ""),
-            ip=_required(el, "ip"),
-            port=_required_int(el, "port", maximum=65535),
-            priority=_required_int(el, "priority", maximum=0xFFFF_FFFF),
-            protocol=_required(el, "protocol"),
-            type=_required(el, "type"),
-            network=_int(el, "network"),
-            rel_addr=el.get("rel-addr"),
-            rel_port=_int(el, "rel-port", maximum=65535),
-            tcptype=el.get("tcptype"),
-        )
-
-    def to_element(self) -> Element:
-        return element(
-            self.TAG,
-            _attrs(
-                component=self.component,
-                foundation=self.foundation,
-                generation=self.generation,
-                id=self.id or None,
-                network=self.network,
-                protocol=self.protocol,
-                ip=self.ip,
-                port=self.port,
-                priority=self.priority,
-                type=self.type,
-                rel_addr=self.rel_addr,
-                rel_port=self.rel_port,
-                tcptype=self.tcptype,
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SctpMap:
-    """`<sctpmap xmlns='urn:xmpp:jingle:transports:dtls-sctp:1' number protocol streams>`."""
-
-    number: int
-    protocol: str = "webrtc-datachannel"
-    streams: int | None = 1024
-
-    TAG = qn(NS_SCTP, "sctpmap")
-
-    @classmethod
-    def from_element(cls, el: Element) -> SctpMap:
-        _expect(el, cls.TAG)
-        return cls(
-            _required_int(el, "number", maximum=65535), _required(el, "protocol"), _int(el, "streams")
-        )
-
-    def to_element(self) -> Element:
-        return element(self.TAG, _attrs(number=self.number, protocol=self.protocol, streams=self.streams))
-
-
-WEB_SOCKET = qn(NS_COLIBRI, "web-socket")
-ICE_RTCP_MUX = qn(NS_ICE_UDP, "rtcp-mux")
-
-
-@dataclass(frozen=True, slots=True)
-class IceUdpTransport:
-    """`<transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag pwd ice-generation?>` with
-    DTLS fingerprints, candidates, the bridge's web-socket URLs, rtcp-mux and (data content) the
-    sctpmap."""
-
-    ufrag: str | None = None
-    pwd: str | None = None
-    fingerprints: tuple[Fingerprint, ...] = ()
-    candidates: tuple[Candidate, ...] = ()
-    web_sockets: tuple[str, ...] = ()
-    rtcp_mux: bool = False
-    sctpmap: SctpMap | None = None
-    ice_generation: int | None = None
-
-    NS = NS_ICE_UDP
-    TAG = qn(NS_ICE_UDP, "transport")
-
-    @classmethod
-    def from_element(cls, el: Element) -> IceUdpTransport:
-        _expect(el, cls.TAG)
-        sctpmap = find_child(el, NS_SCTP, "sctpmap")
-        return cls(
-            ufrag=el.get("ufrag"),
-            pwd=el.get("pwd"),
-            fingerprints=tuple(Fingerprint.from_element(f) for f in children(el, NS_DTLS, "fingerprint")),
-            candidates=tuple(Candidate.from_element(c) for c in children(el, NS_ICE_UDP, "candidate")),
-            web_sockets=tuple(_required(w, "url") for w in children(el, NS_COLIBRI, "web-socket")),
-            rtcp_mux=find_child(el, NS_ICE_UDP, "rtcp-mux") is not None,
-            sctpmap=SctpMap.from_element(sctpmap) if sctpmap is not None else None,
-            ice_generation=_int(el, "ice-generation"),
-        )
-
-    def to_element(self) -> Element:
-        el = element(
-            self.TAG, _attrs(ufrag=self.ufrag, pwd=self.pwd, ice_generation=self.ice_generation)
-        )
-        el.extend(f.to_element() for f in self.fingerprints)
-        el.extend(c.to_element() for c in self.candidates)
-        el.extend(element(WEB_SOCKET, {"url": url}) for url in self.web_sockets)
-        if self.rtcp_mux:
-            el.append(element(ICE_RTCP_MUX))
-        if self.sctpmap is not None:
-            el.append(self.sctpmap.to_element())
-        return el
-
-
-def _ssrc(el: Element) -> int:
-    return ssrc_attr(el, "ssrc")
-
-
-@dataclass(frozen=True, slots=True)
-class SourceElement:
-    """`<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc name? videoType?>` with the msid
-    parameter and, in what the focus sends, `<ssrc-info xmlns='http://jitsi.org/jitmeet' owner>`.
-    Clients put `<parameter>` in the RTP or in the SSMA namespace; both are read."""
-
-    ssrc: int
-    name: str | None = None
-    video_type: str | None = None
-    msid: str | None = None
-    owner: str | None = None
-
-    NS = NS_SSMA
-    TAG = qn(NS_SSMA, "source")
-
-    @classmethod
-    def from_element(cls, el: Element) -> SourceElement:
-        _expect(el, cls.TAG)
-        msid = None
-        for parameter in (*children(el, NS_RTP, "parameter"), *children(el, NS_SSMA, "parameter")):
-            if parameter.get("name") == "msid":
-                msid = parameter.get("value") or None
-        info = find_child(el, NS_JITMEET, "ssrc-info")
-        return cls(
-            ssrc=_ssrc(el),
-            name=el.get("name") or None,
-            video_type=el.get("videoType") or None,
-            msid=msid,
-            owner=info.get("owner") if info is not None else None,
-        )
-
-    def to_element(self) -> Element:
-        el = element(self.TAG, _attrs(ssrc=self.ssrc, name=self.name, videoType=self.video_type))
-        if self.owner is not None:
-            el.append(element(qn(NS_JITMEET, "ssrc-info"), {"owner": self.owner}))
-        if self.msid is not None:
-            el.append(element(qn(NS_RTP, "parameter"), {"name": "msid", "value": self.msid}))
-        return el
-
-
-@dataclass(frozen=True, slots=True)
-class SsrcGroupElement:
-    """`<ssrc-group xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' semantics>` of `<source ssrc>`."""
-
-    semantics: str
-    ssrcs: tuple[int, ...]
-
-    NS = NS_SSMA
-    TAG = qn(NS_SSMA, "ssrc-group")
-
-    @classmethod
-    def from_element(cls, el: Element) -> SsrcGroupElement:
-        _expect(el, cls.TAG)
-        return cls(_required(el, "semantics"), tuple(_ssrc(s) for s in children(el, NS_SSMA, "source")))
-
-    def to_element(self) -> Element:
-        return element(
-            self.TAG,
-            {"semantics": self.semantics},
-            *(element(qn(NS_SSMA, "source"), {"ssrc": str(ssrc)}) for ssrc in self.ssrcs),
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 # RTP description
 
 
@@ -341,7 +83,7 @@ class RtcpFb:
         return cls(_required(el, "type"), el.get("subtype"))
 
     def to_element(self) -> Element:
-        return element(self.TAG, _attrs(type=self.type, subtype=self.subtype))
+        return element(self.TAG, attrs(type=self.type, subtype=self.subtype))
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +101,7 @@ class Parameter:
         return cls(el.get("name") or None, el.get("value", ""))
 
     def to_element(self) -> Element:
-        return element(self.TAG, _attrs(name=self.name, value=self.value))
+        return element(self.TAG, attrs(name=self.name, value=self.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +130,7 @@ class PayloadType:
     def to_element(self) -> Element:
         return element(
             self.TAG,
-            _attrs(id=self.id, name=self.name, clockrate=self.clockrate, channels=self.channels),
+            attrs(id=self.id, name=self.name, clockrate=self.clockrate, channels=self.channels),
             *(p.to_element() for p in self.parameters),
             *(f.to_element() for f in self.rtcp_fbs),
         )
@@ -416,7 +158,17 @@ class HeaderExtension:
         return cls(_required_int(el, "id", minimum=1, maximum=255), _required(el, "uri"), senders)
 
     def to_element(self) -> Element:
-        return element(self.TAG, _attrs(id=self.id, uri=self.uri, senders=self.senders))
+        return element(self.TAG, attrs(id=self.id, uri=self.uri, senders=self.senders))
+
+
+def payload_types_in(el: Element) -> tuple[PayloadType, ...]:
+    """The `<payload-type>` children of an RTP description (or of a Colibri2 `<media>`)."""
+    return tuple(PayloadType.from_element(p) for p in children(el, NS_RTP, "payload-type"))
+
+
+def header_extensions_in(el: Element) -> tuple[HeaderExtension, ...]:
+    """The `<rtp-hdrext>` children of an RTP description (or of a Colibri2 `<media>`)."""
+    return tuple(HeaderExtension.from_element(h) for h in children(el, NS_HDREXT, "rtp-hdrext"))
 
 
 EXTMAP_ALLOW_MIXED = qn(NS_HDREXT, "extmap-allow-mixed")
@@ -444,21 +196,17 @@ class RtpDescription:
         _expect(el, cls.TAG)
         return cls(
             media=el.get("media") or None,
-            payload_types=tuple(
-                PayloadType.from_element(p) for p in children(el, NS_RTP, "payload-type")
-            ),
-            header_extensions=tuple(
-                HeaderExtension.from_element(h) for h in children(el, NS_HDREXT, "rtp-hdrext")
-            ),
+            payload_types=payload_types_in(el),
+            header_extensions=header_extensions_in(el),
             extmap_allow_mixed=find_child(el, NS_HDREXT, "extmap-allow-mixed") is not None,
-            sources=_sources_in(el),
-            ssrc_groups=_groups_in(el),
+            sources=sources_in(el),
+            ssrc_groups=ssrc_groups_in(el),
             rtcp_mux=find_child(el, NS_RTP, "rtcp-mux") is not None,
             maxptime=_int(el, "maxptime", minimum=1),
         )
 
     def to_element(self) -> Element:
-        el = element(self.TAG, _attrs(media=self.media, maxptime=self.maxptime))
+        el = element(self.TAG, attrs(media=self.media, maxptime=self.maxptime))
         el.extend(p.to_element() for p in self.payload_types)
         el.extend(h.to_element() for h in self.header_extensions)
         if self.extmap_allow_mixed:
@@ -468,16 +216,6 @@ class RtpDescription:
         if self.rtcp_mux:
             el.append(element(RTP_RTCP_MUX))
         return el
-
-
-def _sources_in(el: Element) -> tuple[SourceElement, ...]:
-    return tuple(SourceElement.from_element(s) for s in children(el, SourceElement.NS, "source"))
-
-
-def _groups_in(el: Element) -> tuple[SsrcGroupElement, ...]:
-    return tuple(
-        SsrcGroupElement.from_element(g) for g in children(el, SsrcGroupElement.NS, "ssrc-group")
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,7 +263,7 @@ class JingleContent:
         if any(_local(c) == "transport" for c in el) and not transports:
             raise ValueError(f"content {name!r} has a transport other than ICE-UDP")
         description = RtpDescription.from_element(descriptions[0]) if descriptions else None
-        loose_sources, loose_groups = _sources_in(el), _groups_in(el)
+        loose_sources, loose_groups = sources_in(el), ssrc_groups_in(el)
         if loose_sources or loose_groups:
             base = description or RtpDescription(media=None)
             description = _with_sources(base, loose_sources, loose_groups)
@@ -540,13 +278,13 @@ class JingleContent:
         )
 
     def to_element(self) -> Element:
-        el = element(self.TAG, _attrs(creator=self.creator, name=self.name, senders=self.senders))
+        el = element(self.TAG, attrs(creator=self.creator, name=self.name, senders=self.senders))
         if self.description is not None:
             el.append(self.description.to_element())
         if self.transport is not None:
             el.append(self.transport.to_element())
         if self.initial_last_n is not None:
-            el.append(element(INITIAL_LAST_N, _attrs(value=self.initial_last_n)))
+            el.append(element(INITIAL_LAST_N, attrs(value=self.initial_last_n)))
         return el
 
 
@@ -617,7 +355,7 @@ class BridgeSession:
     def to_element(self) -> Element:
         return element(
             self.TAG,
-            _attrs(id=self.id, region=self.region, restart=self.restart, ice_restart=self.ice_restart),
+            attrs(id=self.id, region=self.region, restart=self.restart, ice_restart=self.ice_restart),
         )
 
 
@@ -692,7 +430,7 @@ class StartMuted:
         return cls(audio=bool(_bool(el, "audio")), video=bool(_bool(el, "video")))
 
     def to_element(self) -> Element:
-        return element(self.TAG, _attrs(audio=self.audio, video=self.video))
+        return element(self.TAG, attrs(audio=self.audio, video=self.video))
 
 
 JSON_MESSAGE = qn(NS_JITMEET, "json-message")
@@ -764,7 +502,7 @@ class JingleIQ:
     def to_element(self) -> Element:
         el = element(
             JINGLE,
-            _attrs(action=str(self.action), initiator=self.initiator, responder=self.responder, sid=self.sid),
+            attrs(action=str(self.action), initiator=self.initiator, responder=self.responder, sid=self.sid),
         )
         if self.reason is not None:
             el.append(self.reason.to_element())

@@ -37,7 +37,7 @@ from .errors import (
     NotConnected,
     StanzaError,
     StanzaTooLarge,
-    StreamErrorReceived,
+    StreamError,
     XMPPError,
 )
 from .jid import JID, InvalidJID
@@ -69,7 +69,7 @@ _RECOVERABLE = (
     TransportError,
     NegotiationError,
     PeerClosed,
-    StreamErrorReceived,
+    StreamError,
     StreamManagementError,
     trio.TooSlowError,
 )

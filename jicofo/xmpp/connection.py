@@ -20,7 +20,7 @@ import trio
 from jicofo.logs import log_packet, packet_log_enabled
 
 from . import sasl
-from .errors import AuthenticationError, StanzaError, StreamErrorReceived, XMPPError
+from .errors import AuthenticationError, StanzaError, StreamError, XMPPError
 from .jid import JID
 from .settings import ClientSettings, ComponentSettings, TlsMode
 from .sm import NS_SM, StreamManagement
@@ -32,10 +32,10 @@ from .stream import (
     StanzaReceived,
     StanzaRejected,
     StreamClosed,
+    StreamErrorReceived,
     StreamOpened,
     XmlStream,
 )
-from .stream import StreamErrorReceived as StreamErrorEvent
 from .traffic import TRAFFIC
 from .transport import TcpTransport, Transport, TransportError, WebSocketTransport
 from .xml import XML_NS, element, escape_attribute, find_child, serialize
@@ -198,8 +198,8 @@ class Channel:
         if isinstance(event, ProtocolViolation):
             await self._send_quietly(event.data_to_send)
             raise NegotiationError(f"peer broke the protocol ({event.condition}): {event.text}")
-        if isinstance(event, StreamErrorEvent):
-            raise StreamErrorReceived(event.condition, event.text)
+        if isinstance(event, StreamErrorReceived):
+            raise StreamError(event.condition, event.text)
         if isinstance(event, StreamClosed):
             raise PeerClosed("the peer closed the stream")
         return event
@@ -324,7 +324,7 @@ async def negotiate_client(
     (default: where it connects, as `settings.describe()`).
 
     Raises AuthenticationError for refused credentials, TransportError / NegotiationError /
-    StreamErrorReceived / trio.TooSlowError for everything else.
+    StreamError / trio.TooSlowError for everything else.
     """
     transport = await open_transport(settings, nursery)
     core = XmlStream(content_ns=NS_CLIENT, framing=transport.framing, limits=settings.limits,
@@ -505,7 +505,7 @@ async def negotiate_component(
             await channel.send(element(f"{{{NS_COMPONENT}}}handshake", text=digest))
             try:
                 answer = await channel.next_stanza()
-            except StreamErrorReceived as exc:
+            except StreamError as exc:
                 if exc.condition == "not-authorized":
                     raise AuthenticationError(
                         "not-authorized", f"the server refused the secret for {settings.domain}"

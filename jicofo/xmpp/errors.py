@@ -137,7 +137,7 @@ class StanzaError(XMPPError):
         return cls(condition, text, type=err.get("type") or None, app_element=app, by=err.get("by"))
 
 
-class StreamErrorReceived(XMPPError):
+class StreamError(XMPPError):
     """The peer closed the stream with a stream error."""
 
     def __init__(self, condition: str, text: str | None = None) -> None:
