@@ -24,6 +24,7 @@ from jicofo.conference.sources import (
     source_contents,
     sources_from_contents,
 )
+from jicofo.sim.client_jingle import SOURCE_ADD, Jingle, read_jingle
 from jicofo.sim.participant import (
     ParticipantError,
     ParticipantOptions,
@@ -41,6 +42,7 @@ from jicofo.sim.participant_sources import (
     client_features,
     random_transport,
 )
+from jicofo.sim.participant_sources import source_contents as client_source_contents
 from jicofo.tasks import single_cause
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
@@ -247,6 +249,11 @@ def jingle_sources(action: Action, sid: str, sources: ConferenceSourceMap, *, js
     return JingleIQ(action, sid, contents=source_contents(sources))
 
 
+def client_view(jingle: JingleIQ) -> Jingle:
+    """What the simulated client reads from the focus-side builder's XML (its own reader)."""
+    return read_jingle(jingle.to_element())
+
+
 # ---------------------------------------------------------------------------------------------
 # Pure parts
 
@@ -258,7 +265,9 @@ def test_local_media_simulcast_and_answer() -> None:
     local.add(camera)
     assert len(camera.ssrcs) == 6
     assert sorted(g.semantics for g in camera.groups) == ["FID", "FID", "FID", "SIM"]
-    check_source_set(local.source_set())  # what the focus validates
+    # What the focus validates, read by the focus's own parser from the XML the client writes.
+    written = Jingle(SOURCE_ADD, "s0", contents=client_source_contents(local.sources.values()))
+    check_source_set(sources_from_contents(JingleIQ.from_element(written.to_element()).contents))
     desktop = local.create("desktop", taken=local.ssrcs())
     assert desktop.name == "ab12cd34-v1" and len(desktop.ssrcs) == 2
     local.add(desktop)
@@ -267,15 +276,16 @@ def test_local_media_simulcast_and_answer() -> None:
         "ab12cd34-v1": {"muted": False, "videoType": "desktop"},
     }
     features = client_features()
-    offer = make_offer("s1", other_sources().copy())
+    offer = client_view(make_offer("s1", other_sources().copy()))
     check = check_offer(offer, features)
     assert check.all == [] and check.notes == []
     contents, bundle, problems = answer_contents(offer, local, random_transport(local.rng), Codecs())
-    assert problems == [] and bundle.contents == ("audio", "video", "data")
+    assert problems == [] and bundle == ("audio", "video", "data")
     video = contents[1].description
     assert video is not None
     assert [pt.name for pt in video.payload_types] == ["AV1", "VP8", "rtx", "rtx"]
-    assert check_offer(make_offer("s2", ConferenceSourceMap(), fingerprint=False), features).fatal
+    no_fingerprint = client_view(make_offer("s2", ConferenceSourceMap(), fingerprint=False))
+    assert check_offer(no_fingerprint, features).fatal
     assert FEATURE_JSON_SOURCES in features and FEATURE_SCTP in features and FEATURE_VIDEO in features
     audio_only = client_features(audio_only=True, data_channel=False)
     assert FEATURE_VIDEO not in audio_only
@@ -405,7 +415,9 @@ async def test_join_session_and_scripted_changes(prosody: ProsodyInstance) -> No
         assert transport is not None and transport.ice_generation == 1 and transport.ufrag != old_ufrag
         # The bridge's new credentials are the ones in use now.
         await p.wait_for(lambda: p.session.ice_generation_answered == 1, 3)  # type: ignore[union-attr]
-        assert p.session.bridge_transport == new_transport  # type: ignore[union-attr]
+        in_use = p.session.bridge_transport  # type: ignore[union-attr]
+        assert in_use is not None and (in_use.ufrag, in_use.pwd, in_use.ice_generation) == (
+            new_transport.ufrag, new_transport.pwd, 1)
 
         assert p.errors == []
         await p.leave()
@@ -436,7 +448,7 @@ async def test_deviations_are_counted(prosody: ProsodyInstance) -> None:
         assert len(p.errors) == 3, p.errors
         assert any("json" in e for e in p.errors) and any("own endpoint" in e for e in p.errors)
         assert any("BUNDLE" in e for e in p.errors)
-        assert p.remote_sources_of(ep) == EndpointSourceSet()
+        assert not p.remote_sources_of(ep)
 
         # A duplicate SSRC (its group then names SSRCs the owner does not have), an unknown
         # source removed.
