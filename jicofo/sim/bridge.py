@@ -19,8 +19,8 @@ from xml.etree.ElementTree import Element
 
 import trio
 
+from jicofo.sim.bridge_answer import bridge_error
 from jicofo.sim.bridge_engine import BridgeEngine
-from jicofo.xmlns.colibri2 import colibri2_stanza_error
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
@@ -310,7 +310,7 @@ class SimulatedBridge:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.faults.error = None
-            self._answer_error(client, iq, colibri2_stanza_error(fault.condition, fault.text, fault.reason))
+            self._answer_error(client, iq, bridge_error(fault.condition, fault.text, fault.reason))
             return
         request = list(iq)[0]
         try:
