@@ -241,3 +241,26 @@ def test_the_simulators_and_the_load_generator_load_none_of_the_focus() -> None:
             "'jicofo.focus', 'jicofo.app', 'jicofo.rest'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_conference_answer_is_read_by_the_clients_own_reader() -> None:
+    from jicofo.sim.client_conference import read_answer, request_element
+    from jicofo.xmlns.conference_iq import ConferenceAnswer, ConferenceRequest
+
+    answer = ConferenceAnswer("r@conference.meet.test", ready=True, focus_jid="focus@auth.meet.test",
+                              session_id="s1", properties={"authentication": "false"})
+    read = read_answer(answer.to_element())
+    assert (read.room, read.ready, read.focus_jid, read.session_id, read.vnode) == (
+        "r@conference.meet.test", True, "focus@auth.meet.test", "s1", None)
+    assert read.properties == {"authentication": "false"}
+    bad = answer.to_element()
+    bad.set("ready", "SECRET-maybe")
+    with pytest.raises(ValueError) as info:
+        read_answer(bad)
+    assert "SECRET" not in str(info.value)
+    # What the client writes, as the focus reads it.
+    request = ConferenceRequest.from_element(request_element(
+        "r@conference.meet.test", machine_uid="m1", session_id="s1", properties={"visitors-version": "1"}))
+    assert (request.room, request.machine_uid, request.session_id, request.token) == (
+        "r@conference.meet.test", "m1", "s1", None)
+    assert request.properties == {"visitors-version": "1"}

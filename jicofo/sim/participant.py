@@ -36,7 +36,6 @@ from xml.etree.ElementTree import Element
 import trio
 
 from jicofo.tasks import single_cause
-from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
 from jicofo.xmpp.caps import DiscoInfo, Identity, caps_element, compute_ver
 from jicofo.xmpp.client import NS_DISCO_INFO, XMPPClient
 from jicofo.xmpp.errors import IQTimeout, StanzaError, XMPPError
@@ -54,6 +53,7 @@ from jicofo.xmpp.settings import ClientSettings
 from jicofo.xmpp.xml import element, qn
 
 from . import client_jingle as cj
+from .client_conference import CONFERENCE_TAG, ClientConferenceAnswer, read_answer, request_element
 from .client_jingle import JINGLE_TAG, NS_JM, BridgeSession, Jingle, Reason
 from .client_sources import EndpointSources, RemoteSources
 from .participant_jingle import FOCUS_NICK, JingleResponder, JingleSession
@@ -208,7 +208,7 @@ class SimulatedParticipant(JingleResponder):
         # Observations.
         self.endpoint_id: str | None = None
         self.state = "new"  # new, connecting, requesting, joining, joined, left, failed
-        self.conference_answer: ConferenceAnswer | None = None
+        self.conference_answer: ClientConferenceAnswer | None = None
         self.conference_failed: str | None = None  # e.g. "focus left"
         self.trusted_focus: set[JID] = set()
         if options.focus_user_jid:
@@ -396,7 +396,7 @@ class SimulatedParticipant(JingleResponder):
         self._record("local", "failed", reason)
         raise ParticipantError(reason)
 
-    async def _request_conference(self) -> ConferenceAnswer:
+    async def _request_conference(self) -> ClientConferenceAnswer:
         """Send the conference IQ until the answer says ready, backing off like the client."""
         t = self.options.timeouts
         self.state = "requesting"
@@ -405,12 +405,12 @@ class SimulatedParticipant(JingleResponder):
         session_id: str | None = None
         with trio.move_on_after(t.conference):
             while True:
-                request = ConferenceRequest(
-                    room=str(self.room_jid), machine_uid=self.machine_uid, token=self.options.token,
+                request = request_element(
+                    str(self.room_jid), machine_uid=self.machine_uid, token=self.options.token,
                     session_id=session_id, properties=dict(self.options.conference_properties),
                 )
                 self._record("out", "conference-request", self.options.focus_address)
-                iq = self.client.iq("set", self.options.focus_address, request.to_element())
+                iq = self.client.iq("set", self.options.focus_address, request)
                 try:
                     result = await self.client.request(iq, timeout=t.conference)
                 except StanzaError as err:
@@ -424,9 +424,9 @@ class SimulatedParticipant(JingleResponder):
                     self._fail(f"conference request refused: {err}")
                 except IQTimeout:
                     continue
-                payload = result.find(CONFERENCE)
+                payload = result.find(CONFERENCE_TAG)
                 try:
-                    answer = ConferenceAnswer.from_element(payload if payload is not None else result)
+                    answer = read_answer(payload if payload is not None else result)
                 except ValueError as exc:
                     self._error(f"malformed conference answer: {exc}")
                     self._fail(f"malformed conference answer: {exc}")
