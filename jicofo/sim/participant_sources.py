@@ -1,6 +1,7 @@
 """The media side of a simulated lib-jitsi-meet participant, without I/O: its own sources (SSRCs,
-simulcast and RTX groups, msids, names), the features it advertises, the checks it applies to what
-the focus sends (offers, remote source changes) and the session-accept it answers with.
+simulcast and RTX groups, msids, names), the features it advertises, the checks it applies to the
+focus's offers and the session-accept it answers with. The others' sources and the checks of
+source changes are in client_sources.py; the Jingle types in client_jingle.py.
 
 Every check returns a list of problems (human-readable strings) rather than raising: the simulator
 counts them as deviations and carries on the way the real client would.
