@@ -8,9 +8,11 @@ import random
 
 import pytest
 
+from jicofo.sim.bridge_answer import stat_text, stats_element
 from jicofo.sim.bridge_engine import BridgeEngine, BridgeIdentity
 from jicofo.sim.bridge_request import ConferenceRequest, RequestError, read_request
 from jicofo.xmlns import colibri2 as c2
+from jicofo.xmlns.colibri_stats import BridgeStats
 from jicofo.xmlns.jingle import Candidate, Fingerprint, IceUdpTransport, SourceElement, SsrcGroupElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import parse_fragment, serialize
@@ -76,3 +78,22 @@ def test_what_cannot_be_read_is_a_bad_request_that_does_not_echo_the_value(xml: 
     with pytest.raises(StanzaError) as refusal:
         engine.handle_conference_modify(parse_fragment(xml), "focus@auth.meet.test/focus")
     assert refusal.value.condition == "bad-request" and "SECRET" not in (refusal.value.text or "")
+
+
+@pytest.mark.parametrize(("value", "java"), [
+    (0.0, "0.0"), (1.0, "1.0"), (0.1234, "0.1234"), (1.0e-4, "1.0E-4"), (12345678.0, "1.2345678E7"),
+    (9999999.0, "9999999.0"), (0.001, "0.001"), (True, "true"), (42, "42"), (-2.5e-10, "-2.5E-10"),
+])
+def test_stats_values_are_written_as_the_java_bridge_writes_them(value: object, java: str) -> None:
+    assert stat_text(value) == java
+
+
+def test_the_focus_reads_the_stats_the_simulator_writes() -> None:
+    engine = BridgeEngine(BridgeIdentity("jvb-sim-1", region="eu", relay_id="r1"), rng=random.Random(1))
+    engine.handle_conference_modify(c2.ConferenceModify(
+        MEETING, name="room@conference.meet.test", create=True, endpoints=(c2.Endpoint(
+            "a1", create=True, transport=c2.Transport(), capabilities=("source-names",)),)).to_element(),
+        "focus@auth.meet.test/focus")
+    stats = engine.stats()
+    read = BridgeStats.from_element(parse_fragment(serialize(stats_element(stats.items()))))
+    assert read == stats and read.participants == 1 and read.region == "eu"

@@ -248,10 +248,10 @@ def test_the_conference_answer_is_read_by_the_clients_own_reader() -> None:
     from jicofo.xmlns.conference_iq import ConferenceAnswer, ConferenceRequest
 
     answer = ConferenceAnswer("r@conference.meet.test", ready=True, focus_jid="focus@auth.meet.test",
-                              session_id="s1", properties={"authentication": "false"})
+                              session_id="s1", identity="a@meet.test", properties={"authentication": "false"})
     read = read_answer(answer.to_element())
-    assert (read.room, read.ready, read.focus_jid, read.session_id, read.vnode) == (
-        "r@conference.meet.test", True, "focus@auth.meet.test", "s1", None)
+    assert (read.room, read.ready, read.focus_jid, read.session_id, read.identity, read.vnode) == (
+        "r@conference.meet.test", True, "focus@auth.meet.test", "s1", "a@meet.test", None)
     assert read.properties == {"authentication": "false"}
     bad = answer.to_element()
     bad.set("ready", "SECRET-maybe")

@@ -19,7 +19,7 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.sim.bridge_answer import bridge_error
+from jicofo.sim.bridge_answer import bridge_error, stats_element
 from jicofo.sim.bridge_engine import BridgeEngine
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import NotConnected, StanzaError, XMPPError
@@ -217,7 +217,8 @@ class SimulatedBridge:
     # ----- presence ------------------------------------------------------------------------------
 
     def _stats_element(self) -> Element:
-        return self.engine.stats().to_element()
+        # Written by the simulator's own writer; the focus reads it with its own parser.
+        return stats_element(self.engine.stats().items())
 
     async def _presence_loop(self) -> None:
         while True:

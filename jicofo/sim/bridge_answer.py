@@ -1,6 +1,7 @@
-"""The simulated bridge's own writing of Colibri2 answers and errors (docs/jvb.md), apart from the
-focus's Colibri2 code, so that the focus's parser reads what another writer wrote: a bug shared by
-the focus's writer and parser cannot hide here.
+"""The simulated bridge's own writing of Colibri2 answers and errors and of the `<stats>` in its
+brewery presence (docs/jvb.md), apart from the focus's Colibri2 and stats code, so that the
+focus's parsers read what another writer wrote: a bug shared by the focus's writer and parser
+cannot hide here.
 
     conference_modified(endpoints=[AnswerEntity("a1", transport=...)], feedback=[...]) -> Element
     bridge_error("item-not-found", "Endpoint not found for ID: a1", "unknown_endpoint", "a1")
@@ -153,3 +154,56 @@ class BridgeError(StanzaError):
 def bridge_error(condition: str, text: str | None, reason: str | None = None,
                  endpoint_id: str | None = None) -> BridgeError:
     return BridgeError(condition, text, reason, endpoint_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stats in brewery presence
+
+
+NS_STATS = "http://jitsi.org/protocol/colibri"
+
+
+def stats_element(items: Iterable[tuple[str, object]]) -> Element:
+    """`<stats xmlns='http://jitsi.org/protocol/colibri'>` with a `<stat name value>` per item,
+    values written as the Java bridge writes them (`true`, `0.0`, `1.0E-4`, `42`)."""
+    return element(qn(NS_STATS, "stats"), None,
+                   *(element(qn(NS_STATS, "stat"), {"name": name, "value": stat_text(value)})
+                     for name, value in items))
+
+
+def stat_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _java_double_text(value)
+    return str(value)
+
+
+def _java_double_text(x: float) -> str:
+    """Double.toString: plain decimal with at least one fraction digit for 1e-3 <= |x| < 1e7,
+    else computerized scientific notation `d.dddE<n>`; the shortest digits that read back."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    sign = "-" if str(x).startswith("-") else ""
+    magnitude = abs(x)
+    if magnitude == 0.0:
+        return f"{sign}0.0"
+    # Shortest round-trip digits and the decimal exponent of the first one.
+    mantissa, _, exp_text = f"{magnitude:.17e}".partition("e")
+    for precision in range(1, 18):
+        candidate = f"{magnitude:.{precision - 1}e}"
+        if float(candidate) == magnitude:
+            mantissa, _, exp_text = candidate.partition("e")
+            break
+    digits = mantissa.replace(".", "")
+    exponent = int(exp_text)
+    if 1e-3 <= magnitude < 1e7:
+        if exponent >= 0:
+            whole, fraction = digits[: exponent + 1].ljust(exponent + 1, "0"), digits[exponent + 1:]
+        else:
+            whole, fraction = "0", "0" * (-exponent - 1) + digits
+        return f"{sign}{whole}.{fraction.rstrip('0') or '0'}"
+    fraction = digits[1:].rstrip("0") or "0"
+    return f"{sign}{digits[0]}.{fraction}E{exponent}"

@@ -46,6 +46,7 @@ class ClientConferenceAnswer:
     ready: bool
     focus_jid: str | None = None
     session_id: str | None = None
+    identity: str | None = None  # the authenticated user, after a login
     vnode: str | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
 
@@ -66,5 +67,6 @@ def read_answer(el: Element) -> ClientConferenceAnswer:
     properties = {p.get("name", ""): p.get("value", "") for p in found if p.get("name")}
     return ClientConferenceAnswer(
         room=room, ready=ready == "true", focus_jid=el.get("focusjid") or None,
-        session_id=el.get("session-id") or None, vnode=el.get("vnode") or None, properties=properties,
+        session_id=el.get("session-id") or None, identity=el.get("identity") or None,
+        vnode=el.get("vnode") or None, properties=properties,
     )
