@@ -20,6 +20,7 @@ from jicofo.conference.sources import (
     Source,
     SsrcGroup,
     check_source_set,
+    decode_json,
     encode_json,
     source_contents,
     sources_from_contents,
@@ -63,6 +64,7 @@ from jicofo.xmlns.jingle import (
     RtcpFb,
     RtpDescription,
     SctpMap,
+    SourceElement,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
 from jicofo.xmpp.client import XMPPClient
@@ -503,6 +505,32 @@ async def test_deviations_are_counted(prosody: ProsodyInstance) -> None:
 
 def third_party() -> ConferenceSourceMap:
     return other_sources("99aa88bb", base=12000)
+
+
+async def test_what_the_focus_model_folds_away_is_a_deviation_on_the_wire(prosody: ProsodyInstance) -> None:
+    # The same source twice in one source-add, and JSON the focus's own decoder accepts (an SSRC as
+    # a string, "v" on audio): the participant records each, and takes what is valid.
+    async with focus_and_participant(prosody, "sim5") as (focus, p):
+        occupant_jid = f"sim5@{prosody.muc_domain}/{p.endpoint_id}"
+        await focus.send(occupant_jid, make_offer("d1", other_sources()))
+        await p.wait_for_session(3)
+        assert p.errors == []
+        twice = SourceElement(7001, name="abcd1234-a0", msid="s7 t7", owner="abcd1234")
+        description = RtpDescription(media="audio", sources=(twice, twice))
+        await focus.send(occupant_jid, JingleIQ(Action.SOURCE_ADD, "d1", contents=(
+            JingleContent("audio", description=description),)))
+        await p.wait_for(lambda: len(p.errors) == 1, 3)
+        assert "listed twice" in p.errors[0], p.errors
+        assert p.remote_sources_of("abcd1234").ssrcs == {7001}
+        text = json.dumps({"sources": {"99aa88bb": [[], [], [
+            {"s": "7101", "n": "99aa88bb-a0", "m": "s8 t8"},
+            {"s": 7102, "n": "99aa88bb-a1", "m": "s9 t9", "v": "d"},
+        ]]}})
+        decode_json(text, max_chars=len(text))  # the focus's decoder takes both
+        await focus.send(occupant_jid, JingleIQ(Action.SOURCE_ADD, "d1", json_message=text))
+        await p.wait_for(lambda: len(p.errors) == 3, 3)
+        assert "invalid SSRC (str)" in p.errors[1] and 'carries "v"' in p.errors[2], p.errors
+        assert p.remote_sources_of("99aa88bb").ssrcs == {7102}
 
 
 async def test_p2p_offer_from_an_occupant_is_declined(prosody: ProsodyInstance) -> None:
