@@ -66,6 +66,9 @@ def test_what_the_focus_writes_is_read_back() -> None:
     "</media-source></sources></endpoint></conference-modify>",
     "<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='a'><media type='SECRETSECRET'/>"
     "</endpoint></conference-modify>",
+    "<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='a'><media type='audio'>"
+    "<payload-type xmlns='urn:xmpp:jingle:apps:rtp:1' id='SECRETSECRET' name='opus'/></media>"
+    "</endpoint></conference-modify>",
     "<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='a'><sources>"
     "<media-source type='audio' id='x'/><media-source type='audio' id='x'/></sources></endpoint>"
     "</conference-modify>",

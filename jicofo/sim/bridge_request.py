@@ -19,6 +19,8 @@ NS_ICE = "urn:xmpp:jingle:transports:ice-udp:1"
 NS_DTLS_FP = "urn:xmpp:jingle:apps:dtls:0"
 NS_WS = "http://jitsi.org/protocol/colibri"
 NS_SSMA = "urn:xmpp:jingle:apps:rtp:ssma:0"
+NS_RTP = "urn:xmpp:jingle:apps:rtp:1"
+NS_HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
 
 CONFERENCE_MODIFY_TAG = qn(NS_C2, "conference-modify")
 SOURCE_NAMES = "source-names"
@@ -266,11 +268,19 @@ def _transport(el: Element) -> TransportRequest:
 
 
 def _medias(el: Element) -> tuple[str, ...]:
+    """The media types described; each payload type needs an id 0..127 and a name, each header
+    extension an id 1..255 and a URI (what the bridge turns into its codec and extension maps)."""
     types = []
     for media in _list(el, NS_C2, "media"):
         media_type = media.get("type")
         if media_type not in MEDIA_TYPES:
             raise RequestError("<media> of an unknown type")
+        for pt in _list(media, NS_RTP, "payload-type"):
+            if _number(pt, "id", hi=127) is None or not pt.get("name"):
+                raise RequestError("<payload-type> without an id or a name")
+        for ext in _list(media, NS_HDREXT, "rtp-hdrext"):
+            if _number(ext, "id", lo=1, hi=255) is None or not ext.get("uri"):
+                raise RequestError("<rtp-hdrext> without an id or a uri")
         types.append(media_type)
     return tuple(types)
 
