@@ -167,7 +167,7 @@ async def moved_to(
         assert transports, "the offer carries the bridge's transport"
         assert {t.ufrag for t in transports} == {on_bridge[person.endpoint_id or ""].ufrag}
         addresses = {c.ip for t in transports for c in t.candidates}
-        assert addresses and addresses <= {engine.host_ip, engine.public_ip}
+        assert addresses and addresses <= set(engine.candidate_addresses)
     await sources_exchanged(people)
 
     def bridge_has_sources() -> bool:

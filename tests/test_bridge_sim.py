@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -14,7 +15,7 @@ import trio
 from jicofo.http.client import get_json, post_json, request
 from jicofo.http.server import HttpServer
 from jicofo.sim.bridge import SimulatedBridge
-from jicofo.sim.bridge_cli import build_parser, make_bridges, resolve_options
+from jicofo.sim.bridge_cli import UsageError, build_parser, make_bridges, resolve_options
 from jicofo.sim.bridge_control import build_router
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmlns.colibri2 import Colibri2ErrorInfo, ConferenceModified, ErrorReason, colibri2_error
@@ -339,8 +340,25 @@ async def test_cli_help_documents_every_option() -> None:
     for option in ("--host", "--port", "--domain", "--user", "--password", "--tls", "--brewery",
                    "--bridges", "--nickname-prefix", "--region", "--relay-id", "--version",
                    "--release", "--stress", "--stress-per-endpoint", "--stats-interval",
-                   "--websocket-url", "--http-port", "--config"):
+                   "--websocket-url", "--http-port", "--config", "--candidate-address"):
         assert option in text, option
+
+
+def test_candidate_addresses_from_the_command_line_and_the_config_file(tmp_path: Path) -> None:
+    base = ["--brewery", "b@internal.auth.meet.test", "--password", "x"]
+    opts = resolve_options(build_parser().parse_args(base), {})
+    assert opts["candidate_addresses"] == ("127.0.0.1",)
+    (bridge,) = make_bridges(opts)
+    assert bridge.engine.candidate_addresses == ("127.0.0.1",)
+    args = build_parser().parse_args(
+        [*base, "--candidate-address", "192.0.2.7", "--candidate-address", "::1"])
+    assert resolve_options(args, {})["candidate_addresses"] == ("192.0.2.7", "::1")
+    config = tmp_path / "sim.conf"
+    config.write_text('candidate-addresses = ["198.51.100.4", "127.0.0.1"]\n')
+    args = build_parser().parse_args([*base, "--config", str(config)])
+    assert resolve_options(args, {})["candidate_addresses"] == ("198.51.100.4", "127.0.0.1")
+    with pytest.raises(UsageError, match="not an IP address"):
+        resolve_options(build_parser().parse_args([*base, "--candidate-address", "jvb.example.com"]), {})
 
 
 async def test_silent_to_colibri2_to_health_checks_or_hung(prosody: ProsodyInstance) -> None:

@@ -22,7 +22,8 @@ from jicofo.model.sources import (
     SsrcGroup,
 )
 from jicofo.model.sources_jingle import source_contents, sources_from_contents
-from jicofo.model.sources_json import encode_json
+from jicofo.model.sources_json import decode_json, encode_json
+from jicofo.sim.client_jingle import SOURCE_ADD, Jingle, read_jingle
 from jicofo.sim.participant import (
     ParticipantError,
     ParticipantOptions,
@@ -40,6 +41,7 @@ from jicofo.sim.participant_sources import (
     client_features,
     random_transport,
 )
+from jicofo.sim.participant_sources import source_contents as client_source_contents
 from jicofo.tasks import single_cause
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
@@ -59,6 +61,7 @@ from jicofo.xmlns.jingle import (
     RtpDescription,
 )
 from jicofo.xmlns.presence_ext import MemberPresence
+from jicofo.xmlns.ssma import SourceElement
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID
@@ -243,6 +246,11 @@ def jingle_sources(action: Action, sid: str, sources: ConferenceSourceMap, *, js
     return JingleIQ(action, sid, contents=source_contents(sources))
 
 
+def client_view(jingle: JingleIQ) -> Jingle:
+    """What the simulated client reads from the focus-side builder's XML (its own reader)."""
+    return read_jingle(jingle.to_element())
+
+
 # ---------------------------------------------------------------------------------------------
 # Pure parts
 
@@ -254,7 +262,9 @@ def test_local_media_simulcast_and_answer() -> None:
     local.add(camera)
     assert len(camera.ssrcs) == 6
     assert sorted(g.semantics for g in camera.groups) == ["FID", "FID", "FID", "SIM"]
-    check_source_set(local.source_set())  # what the focus validates
+    # What the focus validates, read by the focus's own parser from the XML the client writes.
+    written = Jingle(SOURCE_ADD, "s0", contents=client_source_contents(local.sources.values()))
+    check_source_set(sources_from_contents(JingleIQ.from_element(written.to_element()).contents))
     desktop = local.create("desktop", taken=local.ssrcs())
     assert desktop.name == "ab12cd34-v1" and len(desktop.ssrcs) == 2
     local.add(desktop)
@@ -263,15 +273,16 @@ def test_local_media_simulcast_and_answer() -> None:
         "ab12cd34-v1": {"muted": False, "videoType": "desktop"},
     }
     features = client_features()
-    offer = make_offer("s1", other_sources().copy())
+    offer = client_view(make_offer("s1", other_sources().copy()))
     check = check_offer(offer, features)
     assert check.all == [] and check.notes == []
     contents, bundle, problems = answer_contents(offer, local, random_transport(local.rng), Codecs())
-    assert problems == [] and bundle.contents == ("audio", "video", "data")
+    assert problems == [] and bundle == ("audio", "video", "data")
     video = contents[1].description
     assert video is not None
     assert [pt.name for pt in video.payload_types] == ["AV1", "VP8", "rtx", "rtx"]
-    assert check_offer(make_offer("s2", ConferenceSourceMap(), fingerprint=False), features).fatal
+    no_fingerprint = client_view(make_offer("s2", ConferenceSourceMap(), fingerprint=False))
+    assert check_offer(no_fingerprint, features).fatal
     assert FEATURE_JSON_SOURCES in features and FEATURE_SCTP in features and FEATURE_VIDEO in features
     audio_only = client_features(audio_only=True, data_channel=False)
     assert FEATURE_VIDEO not in audio_only
@@ -401,7 +412,9 @@ async def test_join_session_and_scripted_changes(prosody: ProsodyInstance) -> No
         assert transport is not None and transport.ice_generation == 1 and transport.ufrag != old_ufrag
         # The bridge's new credentials are the ones in use now.
         await p.wait_for(lambda: p.session.ice_generation_answered == 1, 3)  # type: ignore[union-attr]
-        assert p.session.bridge_transport == new_transport  # type: ignore[union-attr]
+        in_use = p.session.bridge_transport  # type: ignore[union-attr]
+        assert in_use is not None and (in_use.ufrag, in_use.pwd, in_use.ice_generation) == (
+            new_transport.ufrag, new_transport.pwd, 1)
 
         assert p.errors == []
         await p.leave()
@@ -432,7 +445,7 @@ async def test_deviations_are_counted(prosody: ProsodyInstance) -> None:
         assert len(p.errors) == 3, p.errors
         assert any("json" in e for e in p.errors) and any("own endpoint" in e for e in p.errors)
         assert any("BUNDLE" in e for e in p.errors)
-        assert p.remote_sources_of(ep) == EndpointSourceSet()
+        assert not p.remote_sources_of(ep)
 
         # A duplicate SSRC (its group then names SSRCs the owner does not have), an unknown
         # source removed.
@@ -487,6 +500,32 @@ async def test_deviations_are_counted(prosody: ProsodyInstance) -> None:
 
 def third_party() -> ConferenceSourceMap:
     return other_sources("99aa88bb", base=12000)
+
+
+async def test_what_the_focus_model_folds_away_is_a_deviation_on_the_wire(prosody: ProsodyInstance) -> None:
+    # The same source twice in one source-add, and JSON the focus's own decoder accepts (an SSRC as
+    # a string, "v" on audio): the participant records each, and takes what is valid.
+    async with focus_and_participant(prosody, "sim5") as (focus, p):
+        occupant_jid = f"sim5@{prosody.muc_domain}/{p.endpoint_id}"
+        await focus.send(occupant_jid, make_offer("d1", other_sources()))
+        await p.wait_for_session(3)
+        assert p.errors == []
+        twice = SourceElement(7001, name="abcd1234-a0", msid="s7 t7", owner="abcd1234")
+        description = RtpDescription(media="audio", sources=(twice, twice))
+        await focus.send(occupant_jid, JingleIQ(Action.SOURCE_ADD, "d1", contents=(
+            JingleContent("audio", description=description),)))
+        await p.wait_for(lambda: len(p.errors) == 1, 3)
+        assert "listed twice" in p.errors[0], p.errors
+        assert p.remote_sources_of("abcd1234").ssrcs == {7001}
+        text = json.dumps({"sources": {"99aa88bb": [[], [], [
+            {"s": "7101", "n": "99aa88bb-a0", "m": "s8 t8"},
+            {"s": 7102, "n": "99aa88bb-a1", "m": "s9 t9", "v": "d"},
+        ]]}})
+        decode_json(text, max_chars=len(text))  # the focus's decoder takes both
+        await focus.send(occupant_jid, JingleIQ(Action.SOURCE_ADD, "d1", json_message=text))
+        await p.wait_for(lambda: len(p.errors) == 3, 3)
+        assert "invalid SSRC (str)" in p.errors[1] and 'carries "v"' in p.errors[2], p.errors
+        assert p.remote_sources_of("99aa88bb").ssrcs == {7102}
 
 
 async def test_p2p_offer_from_an_occupant_is_declined(prosody: ProsodyInstance) -> None:

@@ -19,9 +19,8 @@ from xml.etree.ElementTree import Element
 
 import trio
 
+from jicofo.sim.bridge_answer import bridge_error, stats_element
 from jicofo.sim.bridge_engine import BridgeEngine
-from jicofo.xmlns.colibri2 import colibri2_stanza_error
-from jicofo.xmlns.namespaces import NS_COLIBRI, NS_COLIBRI2
 from jicofo.xmpp.client import XMPPClient
 from jicofo.xmpp.errors import NotConnected, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
@@ -33,6 +32,9 @@ log = logging.getLogger(__name__)
 
 NS_HEALTH = "http://jitsi.org/protocol/healthcheck"
 NS_VERSION = "jabber:iq:version"
+# The simulator's own names (it shares no code with the focus it tests).
+NS_COLIBRI2 = "jitsi:colibri2"
+NS_COLIBRI = "http://jitsi.org/protocol/colibri"
 
 FIFO_IDLE_SECONDS = 30.0
 IDLE_CONFERENCE_SECONDS = 20.0  # a real bridge drops conferences without endpoints this old
@@ -216,7 +218,8 @@ class SimulatedBridge:
     # ----- presence ------------------------------------------------------------------------------
 
     def _stats_element(self) -> Element:
-        return self.engine.stats().to_element()
+        # Written by the simulator's own writer; the focus reads it with its own parser.
+        return stats_element(self.engine.stats().items())
 
     async def _presence_loop(self) -> None:
         while True:
@@ -309,7 +312,7 @@ class SimulatedBridge:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.faults.error = None
-            self._answer_error(client, iq, colibri2_stanza_error(fault.condition, fault.text, fault.reason))
+            self._answer_error(client, iq, bridge_error(fault.condition, fault.text, fault.reason))
             return
         request = list(iq)[0]
         try:

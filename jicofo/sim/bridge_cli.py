@@ -12,6 +12,7 @@ join breweries on several XMPP servers (shards) with the same bridges.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--websocket-url", help="turn colibri web-sockets on: a base URL such as "
                    "wss://jvb.example.com:443, or a template with {bridge}, {conference}, {endpoint} "
                    "(default: no web-socket)")
+    b.add_argument("--candidate-address", dest="candidate_addresses", action="append",
+                   help="address offered as an ICE host candidate (repeatable, in order of preference; "
+                        "default: 127.0.0.1); config key candidate-addresses = [...]")
     b.add_argument("--no-ice-restart", action="store_true", default=None,
                    help="refuse in-place ICE restarts, as a bridge with videobridge.ice.restart.enabled "
                         "= false (answers a bare endpoint)")
@@ -104,7 +108,7 @@ _DEFAULTS: dict[str, Any] = {
     "nickname_prefix": "jvb-sim-", "region": None, "relay_id": None,
     "bridge_version": "2.3.250-gsimulated", "release": None, "stress": 0.0,
     "stress_per_endpoint": None, "stats_interval": 5.0, "stats_on_change": False, "websocket_url": None,
-    "no_ice_restart": False,
+    "no_ice_restart": False, "candidate_addresses": ["127.0.0.1"],
     "http_host": "127.0.0.1", "http_port": 0, "log_level": "INFO", "servers": None,
 }
 
@@ -123,7 +127,24 @@ def resolve_options(args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
         raise UsageError("--bridges: between 1 and 1000")
     if merged["stats_interval"] <= 0:
         raise UsageError("--stats-interval: must be positive")
+    merged["candidate_addresses"] = candidate_addresses(merged["candidate_addresses"])
     return merged
+
+
+def candidate_addresses(value: Any) -> tuple[str, ...]:
+    """`--candidate-address` (repeated) or `candidate-addresses` (a list or a comma-separated
+    string): IP addresses, at least one."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    addresses = []
+    for item in items:
+        text = str(item).strip()
+        try:
+            addresses.append(str(ipaddress.ip_address(text)))
+        except ValueError:
+            raise UsageError(f"--candidate-address: not an IP address: {text[:64]!r}") from None
+    if not addresses:
+        raise UsageError("--candidate-address: at least one address")
+    return tuple(dict.fromkeys(addresses))
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -186,6 +207,7 @@ def make_bridges(opts: dict[str, Any]) -> list[SimulatedBridge]:
             release=opts["release"],
             websocket_url_template=opts["websocket_url"],
             ice_restart_enabled=not opts["no_ice_restart"],
+            candidate_addresses=tuple(opts["candidate_addresses"]),
         )
         stress = StressModel(base=float(opts["stress"]),
                              per_endpoint=opts["stress_per_endpoint"])

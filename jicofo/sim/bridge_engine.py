@@ -19,7 +19,6 @@ import logging
 import random
 import string
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,19 +26,18 @@ from enum import Enum
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.colibri_stats import STATS_FILTER_WHITELIST, BridgeStats
-from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
-from jicofo.xmlns.ssma import SourceElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.jid import JID, InvalidJID
+
+from . import bridge_answer as an
+from . import bridge_request as rq
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "2.3.250-gsimulated"
 SHARED_UDP_PORT = 10000
 HOST_PRIORITY = 2130706431
-SRFLX_PRIORITY = 1694498815
 _BASE32 = "0123456789abcdefghijklmnopqrstuv"
 _ALNUM = string.ascii_letters + string.digits
 
@@ -53,6 +51,9 @@ class BridgeIdentity:
     such as `wss://jvb1.example.com:443` (the standard `/colibri-ws/...` path is appended) or a
     template with `{bridge}` (server id), `{conference}` (internal hex id) and `{endpoint}`;
     `?pwd=...` is appended unless the template has `{pwd}`.
+    `candidate_addresses` are the addresses the bridge offers ICE candidates on, one host candidate
+    each in that order (a real bridge's local interfaces and static mappings); the default is
+    loopback, so a browser pointed at the simulator sends its ICE checks nowhere off the machine.
     `graceful_shutdown_min_participants` None keeps a bridge in graceful shutdown until told
     otherwise (convenient for tests); a number moves it to shutting-down once its local endpoints
     drop to that count, as a real bridge does (0 there)."""
@@ -64,8 +65,7 @@ class BridgeIdentity:
     release: str | None = None
     websocket_url_template: str | None = None
     server_id: str | None = None
-    host_ip: str | None = None
-    public_ip: str | None = None
+    candidate_addresses: tuple[str, ...] = ("127.0.0.1",)
     udp_port: int = SHARED_UDP_PORT
     relays_enabled: bool | None = None
     sctp_enabled: bool = True
@@ -127,11 +127,11 @@ class EndpointState:
     ws_pwd: str
     candidate_id: str
     sctp: bool
-    medias: tuple[c2.Media, ...] = ()
-    sources: c2.Sources = field(default_factory=c2.Sources)
+    medias: tuple[str, ...] = ()
+    sources: tuple[rq.NamedSource, ...] = ()
     force_mute_audio: bool = False
     force_mute_video: bool = False
-    remote_transport: IceUdpTransport | None = None
+    remote_transport: rq.PeerIce | None = None
     initial_last_n: int | None = None
     ice_generation: int = 0
     diarize: bool = False
@@ -143,7 +143,7 @@ class RelayEndpointState:
     id: str
     stats_id: str | None
     capabilities: tuple[str, ...]
-    sources: c2.Sources = field(default_factory=c2.Sources)
+    sources: tuple[rq.NamedSource, ...] = ()
 
 
 @dataclass
@@ -158,8 +158,8 @@ class RelayState:
     ws_pwd: str
     candidate_id: str
     sctp_role: str | None  # ours: the opposite of the requester's
-    medias: tuple[c2.Media, ...] = ()
-    remote_transport: IceUdpTransport | None = None
+    medias: tuple[str, ...] = ()
+    remote_transport: rq.PeerIce | None = None
     dtls_role: str | None = None  # "server" after a remote 'active', "client" after 'passive'
     endpoints: dict[str, RelayEndpointState] = field(default_factory=dict)
 
@@ -176,13 +176,11 @@ class ConferenceState:
     created: float
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
     relays: dict[str, RelayState] = field(default_factory=dict)
-    connects: dict[str, c2.Connect] = field(default_factory=dict)
+    connects: dict[str, rq.ConnectRequest] = field(default_factory=dict)
 
-    def feedback_sources(self) -> c2.Sources:
-        return c2.Sources((
-            c2.MediaSource("audio", "jvb-a0", (SourceElement(self.feedback_audio_ssrc, "jvb-a0"),)),
-            c2.MediaSource("video", "jvb-v0", (SourceElement(self.feedback_video_ssrc, "jvb-v0"),)),
-        ))
+    def feedback_sources(self) -> tuple[an.FeedbackSource, ...]:
+        return (an.FeedbackSource("audio", "jvb-a0", self.feedback_audio_ssrc),
+                an.FeedbackSource("video", "jvb-v0", self.feedback_video_ssrc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +192,7 @@ def _bad_request(text: str) -> StanzaError:
 
 
 def _shape_error(text: str) -> StanzaError:
-    return c2.colibri2_stanza_error("feature-not-implemented", text, c2.ErrorReason.FEATURE_NOT_IMPLEMENTED)
+    return an.bridge_error("feature-not-implemented", text, an.FEATURE_NOT_IMPLEMENTED)
 
 
 class BridgeEngine:
@@ -216,10 +214,10 @@ class BridgeEngine:
         self.conferences: dict[str, ConferenceState] = {}
         # One certificate per bridge process: every answer carries the same fingerprint.
         self.fingerprint = ":".join(f"{self.rng.getrandbits(8):02X}" for _ in range(32))
-        digest = zlib.crc32(identity.nickname.encode())
-        self.host_ip = identity.host_ip or f"10.0.{(digest >> 8) & 0xFF}.{digest % 250 + 2}"
-        self.public_ip = identity.public_ip or f"203.0.113.{(digest >> 16) % 250 + 2}"
-        self._candidate_tags = (f"{self.rng.getrandbits(32):08x}", f"{self.rng.getrandbits(32):08x}")
+        if not identity.candidate_addresses:
+            raise ValueError("a bridge needs at least one candidate address")
+        self.candidate_addresses = tuple(identity.candidate_addresses)
+        self._candidate_tags = tuple(f"{self.rng.getrandbits(32):08x}" for _ in self.candidate_addresses)
         # MUC status, kept up to date by the shell.
         self.muc_clients_configured = 0
         self.muc_clients_connected = 0
@@ -277,8 +275,9 @@ class BridgeEngine:
         StanzaError. Changes made before an error stay applied, as on a real bridge."""
         self.total_requests += 1
         try:
-            modify = c2.ConferenceModify.from_element(request)
-        except c2.Colibri2ParseError as exc:
+            # Our own reading of the request, not the focus's Colibri2 parser.
+            modify = rq.read_request(request)
+        except rq.RequestError as exc:
             raise _bad_request(str(exc)) from None
         conference, created = self._find_conference(modify, sender)
         try:
@@ -297,21 +296,17 @@ class BridgeEngine:
                 ):
                     self._expire_conference(conference)
             self._maybe_finish_graceful_shutdown()
-        return answer.to_element()
+        return answer
 
-    def _find_conference(self, modify: c2.ConferenceModify, sender: str) -> tuple[ConferenceState, bool]:
+    def _find_conference(self, modify: rq.ConferenceRequest, sender: str) -> tuple[ConferenceState, bool]:
         meeting_id = modify.meeting_id
         conference = self.conferences.get(meeting_id)
         if modify.create:
             if conference is not None:
-                raise c2.colibri2_stanza_error(
-                    "conflict", f"Conference already exists for ID: {meeting_id}",
-                    c2.ErrorReason.CONFERENCE_ALREADY_EXISTS,
-                )
+                raise an.bridge_error("conflict", f"Conference already exists for ID: {meeting_id}",
+                                      an.CONFERENCE_ALREADY_EXISTS)
             if self.state is ShutdownState.GRACEFUL_SHUTDOWN:
-                raise c2.colibri2_stanza_error(
-                    "service-unavailable", "In graceful shutdown", c2.ErrorReason.GRACEFUL_SHUTDOWN
-                )
+                raise an.bridge_error("service-unavailable", "In graceful shutdown", an.GRACEFUL_SHUTDOWN)
             if modify.name is not None:
                 try:
                     name_ok = JID.parse(modify.name).is_bare
@@ -333,15 +328,14 @@ class BridgeEngine:
             self.total_conferences_created += 1
             return conference, True
         if conference is None:
-            raise c2.colibri2_stanza_error(
-                "item-not-found", f"Conference not found for ID: {meeting_id}",
-                c2.ErrorReason.CONFERENCE_NOT_FOUND,
+            raise an.bridge_error(
+                "item-not-found", f"Conference not found for ID: {meeting_id}", an.CONFERENCE_NOT_FOUND,
             )
         return conference, False
 
     def _process(
-        self, conference: ConferenceState, modify: c2.ConferenceModify, created: bool
-    ) -> c2.ConferenceModified:
+        self, conference: ConferenceState, modify: rq.ConferenceRequest, created: bool
+    ) -> Element:
         # 1. Request-shape rules.
         if modify.endpoints and modify.relays:
             raise _shape_error("Requests with both endpoints and relays are not supported")
@@ -354,7 +348,7 @@ class BridgeEngine:
         only_expire_or_mute = _only_expires_or_mutes(modify)
 
         # 2. Endpoints.
-        endpoint_answers: list[c2.Endpoint] = []
+        endpoint_answers: list[an.AnswerEntity] = []
         any_endpoint_created = False
         for endpoint in modify.endpoints:
             answer = self._endpoint(conference, endpoint, only_expire_or_mute)
@@ -369,18 +363,18 @@ class BridgeEngine:
         relay_answers = [self._relay(conference, relay, only_expire_or_mute) for relay in modify.relays]
 
         feedback = conference.feedback_sources() if created or any_endpoint_created else None
-        return c2.ConferenceModified(tuple(endpoint_answers), tuple(relay_answers), feedback)
+        return an.conference_modified(endpoint_answers, relay_answers, feedback)
 
     # ----- endpoints -----------------------------------------------------------------------------
 
     def _endpoint(
-        self, conference: ConferenceState, request: c2.Endpoint, only_expire_or_mute: bool
-    ) -> c2.Endpoint:
+        self, conference: ConferenceState, request: rq.EndpointRequest, only_expire_or_mute: bool
+    ) -> an.AnswerEntity:
         if request.expire:
             gone = conference.endpoints.pop(request.id, None)
             if gone is not None:
                 log.debug("bridge %s: endpoint %s expired", self.identity.nickname, request.id)
-            return c2.Endpoint(request.id, expire=True)
+            return an.AnswerEntity(request.id, expire=True)
         existing = conference.endpoints.get(request.id)
         if request.create:
             if existing is not None:
@@ -388,7 +382,7 @@ class BridgeEngine:
             transport = request.transport
             if transport is None:
                 raise _bad_request(f"Attempt to create endpoint {request.id} with no <transport>")
-            if not request.has_capability(c2.CAPABILITY_SOURCE_NAMES):
+            if rq.SOURCE_NAMES not in request.capabilities:
                 raise _bad_request("Source name support is mandatory.")
             if transport.sctp is not None:
                 _check_endpoint_sctp(self.identity, transport.sctp)
@@ -399,21 +393,21 @@ class BridgeEngine:
             self.total_participants += 1
             if endpoint.visitor:
                 self.total_visitors += 1
-            return c2.Endpoint(request.id, transport=self._endpoint_transport(conference, endpoint))
+            return an.AnswerEntity(request.id, transport=self._endpoint_transport(conference, endpoint))
         if existing is None:
             if only_expire_or_mute:
-                return c2.Endpoint(request.id)
-            raise c2.colibri2_stanza_error(
-                "item-not-found", f"Endpoint not found for ID: {request.id}",
-                c2.ErrorReason.UNKNOWN_ENDPOINT, endpoint_id=request.id,
+                return an.AnswerEntity(request.id)
+            raise an.bridge_error(
+                "item-not-found", f"Endpoint not found for ID: {request.id}", an.UNKNOWN_ENDPOINT,
+                endpoint_id=request.id,
             )
         if existing.visitor and request.sources:
             raise _bad_request(f"Visitor endpoint {request.id} may not have sources")
         return self._update_endpoint(conference, existing, request)
 
-    def _new_endpoint(self, request: c2.Endpoint) -> EndpointState:
+    def _new_endpoint(self, request: rq.EndpointRequest) -> EndpointState:
         assert request.transport is not None
-        force_mute = request.force_mute or c2.ForceMute()
+        mute_audio, mute_video = request.force_mute or (False, False)
         return EndpointState(
             id=request.id,
             stats_id=request.stats_id,
@@ -425,9 +419,9 @@ class BridgeEngine:
             candidate_id=f"{self.rng.getrandbits(64):016x}",
             sctp=request.transport.sctp is not None,
             medias=request.medias,
-            sources=request.sources or c2.Sources(),
-            force_mute_audio=force_mute.audio,
-            force_mute_video=force_mute.video,
+            sources=request.sources or (),
+            force_mute_audio=mute_audio,
+            force_mute_video=mute_video,
             remote_transport=request.transport.ice,
             initial_last_n=request.initial_last_n,
             diarize=request.diarize,
@@ -435,8 +429,8 @@ class BridgeEngine:
         )
 
     def _update_endpoint(
-        self, conference: ConferenceState, endpoint: EndpointState, request: c2.Endpoint
-    ) -> c2.Endpoint:
+        self, conference: ConferenceState, endpoint: EndpointState, request: rq.EndpointRequest
+    ) -> an.AnswerEntity:
         if request.stats_id is not None:
             endpoint.stats_id = request.stats_id
         if request.medias:
@@ -444,33 +438,32 @@ class BridgeEngine:
         if request.sources is not None:
             endpoint.sources = request.sources  # the complete new set
         if request.force_mute is not None:
-            endpoint.force_mute_audio = request.force_mute.audio
-            endpoint.force_mute_video = request.force_mute.video
+            endpoint.force_mute_audio, endpoint.force_mute_video = request.force_mute
         if request.initial_last_n is not None:
             endpoint.initial_last_n = request.initial_last_n
         transport = request.transport
         if transport is None:
-            return c2.Endpoint(endpoint.id)
+            return an.AnswerEntity(endpoint.id)
         if transport.ice_restart:
             return self._ice_restart(conference, endpoint)
         if transport.ice is not None:
             endpoint.remote_transport = _merge_remote(endpoint.remote_transport, transport.ice)
-        return c2.Endpoint(endpoint.id)
+        return an.AnswerEntity(endpoint.id)
 
-    def _ice_restart(self, conference: ConferenceState, endpoint: EndpointState) -> c2.Endpoint:
+    def _ice_restart(self, conference: ConferenceState, endpoint: EndpointState) -> an.AnswerEntity:
         """§2.5: new credentials with ice-generation when there is a connection to restart; the
         current transport without ice-generation when the client never sent one; a bare endpoint
         (refused) when restarts are disabled."""
         if not self.identity.ice_restart_enabled:
-            return c2.Endpoint(endpoint.id)
+            return an.AnswerEntity(endpoint.id)
         if endpoint.remote_transport is None:
-            return c2.Endpoint(
+            return an.AnswerEntity(
                 endpoint.id, transport=self._endpoint_transport(conference, endpoint, sctp=False)
             )
         endpoint.ice_generation += 1
         endpoint.ufrag, endpoint.pwd = self._ufrag(), self._pwd()
         endpoint.remote_transport = None
-        return c2.Endpoint(
+        return an.AnswerEntity(
             endpoint.id,
             transport=self._endpoint_transport(
                 conference, endpoint, sctp=False, generation=endpoint.ice_generation
@@ -484,25 +477,23 @@ class BridgeEngine:
         *,
         sctp: bool = True,
         generation: int | None = None,
-    ) -> c2.Transport:
+    ) -> an.AnswerTransport:
         urls: tuple[str, ...] = ()
         if self.identity.websockets_on:
             urls = (self._ws_url("colibri-ws", conference.internal_id, endpoint.id, endpoint.ws_pwd),)
-        ice = IceUdpTransport(
+        ice = an.AnswerIce(
             ufrag=endpoint.ufrag,
             pwd=endpoint.pwd,
-            fingerprints=(Fingerprint("sha-256", self.fingerprint, "actpass"),),
+            fingerprint=self.fingerprint,
             candidates=self._candidates(endpoint.candidate_id, self.identity.udp_port),
             web_sockets=urls,
-            rtcp_mux=True,
             ice_generation=generation,
         )
-        answer_sctp = c2.Sctp(c2.SCTP_PORT, "server") if sctp and endpoint.sctp else None
-        return c2.Transport(ice=ice, sctp=answer_sctp)
+        return an.AnswerTransport(ice, "server" if sctp and endpoint.sctp else None)
 
     # ----- connects ------------------------------------------------------------------------------
 
-    def _connects(self, conference: ConferenceState, connects: tuple[c2.Connect, ...]) -> None:
+    def _connects(self, conference: ConferenceState, connects: tuple[rq.ConnectRequest, ...]) -> None:
         keys = [c.key for c in connects]
         if len(set(keys)) != len(keys):
             raise _bad_request("Duplicate connect IDs")
@@ -530,7 +521,9 @@ class BridgeEngine:
 
     # ----- relays --------------------------------------------------------------------------------
 
-    def _relay(self, conference: ConferenceState, request: c2.Relay, only_expire_or_mute: bool) -> c2.Relay:
+    def _relay(
+        self, conference: ConferenceState, request: rq.RelayRequest, only_expire_or_mute: bool
+    ) -> an.AnswerEntity:
         if not self.identity.relays_on:
             raise StanzaError("feature-not-implemented", "Octo is not enabled")
         if not self.identity.sctp_enabled and not self.identity.websockets_on:
@@ -538,7 +531,7 @@ class BridgeEngine:
                               "Relays need SCTP or web-sockets, and neither is enabled")
         if request.expire:
             conference.relays.pop(request.id, None)
-            return c2.Relay(request.id, expire=True)
+            return an.AnswerEntity(request.id, expire=True)
         existing = conference.relays.get(request.id)
         if request.create:
             if existing is not None:
@@ -546,7 +539,7 @@ class BridgeEngine:
             if request.transport is None:
                 raise _bad_request(f"Attempt to create relay {request.id} with no <transport>")
             sctp = request.transport.sctp
-            if sctp is not None and sctp.port is not None and sctp.port != c2.SCTP_PORT:
+            if sctp is not None and sctp.port is not None and sctp.port != an.SCTP_PORT:
                 raise _bad_request(f"Unsupported SCTP port {sctp.port}")
             relay = RelayState(
                 id=request.id,
@@ -568,26 +561,26 @@ class BridgeEngine:
             self.total_relays += 1
             self._relay_transport_update(relay, request.transport)
             self._relay_endpoints(relay, request.endpoints, only_expire_or_mute)
-            return c2.Relay(request.id, transport=self._relay_transport(conference, relay))
+            return an.AnswerEntity(request.id, transport=self._relay_transport(conference, relay))
         if existing is None:
             if only_expire_or_mute:
-                return c2.Relay(request.id)
+                return an.AnswerEntity(request.id)
             raise _bad_request(f"Unknown relay {request.id}")
         if request.transport is not None:
             sctp = request.transport.sctp
-            if sctp is not None and sctp.port is not None and sctp.port != c2.SCTP_PORT:
+            if sctp is not None and sctp.port is not None and sctp.port != an.SCTP_PORT:
                 raise _bad_request(f"Unsupported SCTP port {sctp.port}")
             self._relay_transport_update(existing, request.transport)
         if request.medias:
             existing.medias = request.medias
         self._relay_endpoints(existing, request.endpoints, only_expire_or_mute)
-        return c2.Relay(request.id)
+        return an.AnswerEntity(request.id)
 
-    def _relay_transport_update(self, relay: RelayState, transport: c2.Transport) -> None:
+    def _relay_transport_update(self, relay: RelayState, transport: rq.TransportRequest) -> None:
         if transport.ice is None:
             return
         relay.remote_transport = _merge_remote(relay.remote_transport, transport.ice)
-        setup = next((f.setup for f in transport.ice.fingerprints if f.setup), None)
+        setup = next((f for f in transport.ice.fingerprint_setups if f), None)
         # A remote 'active' makes this side the DTLS server, a remote 'passive' the client.
         if setup == "active":
             relay.dtls_role = "server"
@@ -595,7 +588,7 @@ class BridgeEngine:
             relay.dtls_role = "client"
 
     def _relay_endpoints(
-        self, relay: RelayState, endpoints: tuple[c2.Endpoint, ...], only_expire_or_mute: bool
+        self, relay: RelayState, endpoints: tuple[rq.EndpointRequest, ...], only_expire_or_mute: bool
     ) -> None:
         for endpoint in endpoints:
             if endpoint.expire:
@@ -606,7 +599,7 @@ class BridgeEngine:
                 if existing is not None:
                     raise StanzaError("conflict", f"Relayed endpoint with ID {endpoint.id} already exists")
                 relay.endpoints[endpoint.id] = RelayEndpointState(
-                    endpoint.id, endpoint.stats_id, endpoint.capabilities, endpoint.sources or c2.Sources()
+                    endpoint.id, endpoint.stats_id, endpoint.capabilities, endpoint.sources or ()
                 )
                 continue
             if existing is None:
@@ -618,20 +611,18 @@ class BridgeEngine:
             if endpoint.stats_id is not None:
                 existing.stats_id = endpoint.stats_id
 
-    def _relay_transport(self, conference: ConferenceState, relay: RelayState) -> c2.Transport:
+    def _relay_transport(self, conference: ConferenceState, relay: RelayState) -> an.AnswerTransport:
         urls: tuple[str, ...] = ()
         if self.identity.websockets_on and relay.sctp_role is None:
             urls = (self._ws_url("colibri-relay-ws", conference.internal_id, relay.id, relay.ws_pwd),)
-        ice = IceUdpTransport(
+        ice = an.AnswerIce(
             ufrag=relay.ufrag,
             pwd=relay.pwd,
-            fingerprints=(Fingerprint("sha-256", self.fingerprint, "actpass"),),
+            fingerprint=self.fingerprint,
             candidates=self._candidates(relay.candidate_id, relay.port),
             web_sockets=urls,
-            rtcp_mux=True,
         )
-        sctp = c2.Sctp(c2.SCTP_PORT, relay.sctp_role) if relay.sctp_role is not None else None
-        return c2.Transport(ice=ice, sctp=sctp)
+        return an.AnswerTransport(ice, relay.sctp_role)
 
     # ----- wire values (§2.5) ------------------------------------------------------------------
 
@@ -652,15 +643,14 @@ class BridgeEngine:
     def _ssrc(self) -> int:
         return self.rng.randint(1, 0xFFFF_FFFF)
 
-    def _candidates(self, entity_tag: str, port: int) -> tuple[Candidate, ...]:
-        host_tag, srflx_tag = self._candidate_tags
-        return (
-            Candidate(component=1, foundation="1", generation=0, id=f"{entity_tag}ffffffff{host_tag}",
-                      ip=self.host_ip, port=port, priority=HOST_PRIORITY, protocol="udp", type="host",
-                      network=0),
-            Candidate(component=1, foundation="2", generation=0, id=f"{entity_tag}ffffffff{srflx_tag}",
-                      ip=self.public_ip, port=port, priority=SRFLX_PRIORITY, protocol="udp", type="srflx",
-                      network=0, rel_addr=self.host_ip, rel_port=port),
+    def _candidates(self, entity_tag: str, port: int) -> tuple[an.HostCandidate, ...]:
+        """One host candidate per configured address, preferred in the order given."""
+        return tuple(
+            an.HostCandidate(component=1, foundation=str(n + 1), generation=0,
+                             id=f"{entity_tag}ffffffff{tag}", ip=address, port=port,
+                             priority=HOST_PRIORITY - n)
+            for n, (address, tag) in enumerate(
+                zip(self.candidate_addresses, self._candidate_tags, strict=True))
         )
 
     def _ws_url(self, path: str, conference_id: str, entity_id: str, pwd: str) -> str:
@@ -724,8 +714,8 @@ class BridgeEngine:
         local = [e for c in conferences for e in c.endpoints.values()]
         relayed = sum(len(r.endpoints) for c in conferences for r in c.relays.values())
         sizes = [len(c.endpoints) + sum(len(r.endpoints) for r in c.relays.values()) for c in conferences]
-        sending_audio = sum(1 for e in local if e.sources.of_type("audio"))
-        sending_video = sum(1 for e in local if e.sources.of_type("video"))
+        sending_audio = sum(1 for e in local if any(m.type == "audio" for m in e.sources))
+        sending_video = sum(1 for e in local if any(m.type == "video" for m in e.sources))
         now = self.clock()
         open_seconds = sum(max(0.0, now - c.created) for c in conferences)
         stats = BridgeStats(
@@ -837,7 +827,7 @@ class BridgeEngine:
 # Helpers
 
 
-def _only_expires_or_mutes(modify: c2.ConferenceModify) -> bool:
+def _only_expires_or_mutes(modify: rq.ConferenceRequest) -> bool:
     """True when the request does nothing but expire or force-mute (or set last-n): then
     unknown endpoints and relays are skipped instead of refused (§2.4)."""
     if any(e.changes_state for e in modify.endpoints):
@@ -850,27 +840,28 @@ def _only_expires_or_mutes(modify: c2.ConferenceModify) -> bool:
     return True
 
 
-def _check_endpoint_sctp(identity: BridgeIdentity, sctp: c2.Sctp) -> None:
+def _check_endpoint_sctp(identity: BridgeIdentity, sctp: rq.Sctp) -> None:
     if not identity.sctp_enabled:
         raise StanzaError("feature-not-implemented", "SCTP support is not configured")
     if sctp.role is not None and sctp.role != "server":
         raise StanzaError("feature-not-implemented", f"Unsupported SCTP role: {sctp.role}")
-    if sctp.port is not None and sctp.port != c2.SCTP_PORT:
+    if sctp.port is not None and sctp.port != an.SCTP_PORT:
         raise _bad_request(f"Specific SCTP port requested, not supported: {sctp.port}")
 
 
-def _merge_remote(previous: IceUdpTransport | None, update: IceUdpTransport) -> IceUdpTransport:
+def _merge_remote(previous: rq.PeerIce | None, update: rq.PeerIce) -> rq.PeerIce:
     """A transport-info adds candidates to what the peer sent before (same credentials)."""
     if previous is None or (update.ufrag and update.ufrag != previous.ufrag):
         return update
     known = set(previous.candidates)
     added = tuple(c for c in update.candidates if c not in known)
-    return IceUdpTransport(
+    return rq.PeerIce(
         ufrag=previous.ufrag,
         pwd=previous.pwd,
-        fingerprints=update.fingerprints or previous.fingerprints,
+        fingerprint_setups=update.fingerprint_setups or previous.fingerprint_setups,
         candidates=previous.candidates + added,
         web_sockets=update.web_sockets or previous.web_sockets,
+        web_socket_active=previous.web_socket_active or update.web_socket_active,
         rtcp_mux=previous.rtcp_mux or update.rtcp_mux,
         ice_generation=(
             update.ice_generation if update.ice_generation is not None else previous.ice_generation
@@ -888,10 +879,10 @@ def _base32(number: int) -> str:
     return "".join(reversed(out))
 
 
-def _dump_sources(sources: c2.Sources) -> list[dict[str, Any]]:
+def _dump_sources(sources: tuple[rq.NamedSource, ...]) -> list[dict[str, Any]]:
     return [
-        {"type": m.type, "id": m.id, "ssrcs": [s.ssrc for s in m.sources],
-         "groups": [{"semantics": g.semantics, "ssrcs": list(g.ssrcs)} for g in m.ssrc_groups]}
+        {"type": m.type, "id": m.id, "ssrcs": list(m.ssrcs),
+         "groups": [{"semantics": g.semantics, "ssrcs": list(g.ssrcs)} for g in m.groups]}
         for m in sources
     ]
 
@@ -914,7 +905,7 @@ def _dump_conference(c: ConferenceState) -> dict[str, Any]:
                 "sctp": e.sctp,
                 "force_mute": {"audio": e.force_mute_audio, "video": e.force_mute_video},
                 "sources": _dump_sources(e.sources),
-                "medias": [m.type for m in e.medias],
+                "medias": list(e.medias),
                 "connected": e.remote_transport is not None,
                 "remote_ufrag": e.remote_transport.ufrag if e.remote_transport is not None else None,
                 "remote_candidates": len(e.remote_transport.candidates) if e.remote_transport else 0,

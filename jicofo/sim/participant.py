@@ -35,11 +35,7 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.model.sources import ConferenceSourceMap, EndpointSourceSet
 from jicofo.tasks import single_cause
-from jicofo.xmlns.conference_iq import CONFERENCE, ConferenceAnswer, ConferenceRequest
-from jicofo.xmlns.jingle import JINGLE, Action, BridgeSession, JingleIQ, Reason
-from jicofo.xmlns.namespaces import NS_JITMEET
 from jicofo.xmpp.caps import DiscoInfo, Identity, caps_element, compute_ver
 from jicofo.xmpp.client import NS_DISCO_INFO, XMPPClient
 from jicofo.xmpp.errors import IQTimeout, StanzaError, XMPPError
@@ -56,7 +52,11 @@ from jicofo.xmpp.muc import (
 from jicofo.xmpp.settings import ClientSettings
 from jicofo.xmpp.xml import element, qn
 
-from .participant_jingle import FOCUS_NICK, JingleResponder, JingleSession
+from . import client_jingle as cj
+from .client_conference import CONFERENCE_TAG, ClientConferenceAnswer, read_answer, request_element
+from .client_jingle import JINGLE_TAG, NS_JM, BridgeSession, Jingle, Reason
+from .client_sources import EndpointSources, RemoteSources
+from .participant_jingle import FOCUS_NICK, JingleResponder, SimJingleSession
 from .participant_sources import (
     AUDIO,
     CAMERA,
@@ -208,15 +208,15 @@ class SimulatedParticipant(JingleResponder):
         # Observations.
         self.endpoint_id: str | None = None
         self.state = "new"  # new, connecting, requesting, joining, joined, left, failed
-        self.conference_answer: ConferenceAnswer | None = None
+        self.conference_answer: ClientConferenceAnswer | None = None
         self.conference_failed: str | None = None  # e.g. "focus left"
         self.trusted_focus: set[JID] = set()
         if options.focus_user_jid:
             self.trusted_focus.add(JID.parse(options.focus_user_jid).bare)
         self.room: MucRoom | None = None
         self.local: LocalMedia | None = None
-        self.remote = ConferenceSourceMap()
-        self.session: JingleSession | None = None
+        self.remote = RemoteSources()
+        self.session: SimJingleSession | None = None
         self.sessions_accepted = 0
         self.events: deque[ParticipantEvent] = deque(maxlen=options.max_events)
         self.errors: list[str] = []
@@ -228,12 +228,12 @@ class SimulatedParticipant(JingleResponder):
         self._leaving = False
         self._nursery: trio.Nursery | None = None
         self._inbox_tx, self._inbox_rx = trio.open_memory_channel[Element](1000)
-        self._work_tx, self._work_rx = trio.open_memory_channel[tuple[str, JingleIQ]](1000)
+        self._work_tx, self._work_rx = trio.open_memory_channel[tuple[str, Jingle]](1000)
         self._active_sid: str | None = None  # as of the acks: what the focus may address
         self._active_remote: str | None = None
         self._closed_sids: deque[str] = deque(maxlen=32)
         self.client.add_iq_handler(qn(NS_DISCO_INFO, "query"), self._answer_disco, types=("get",))
-        self.client.add_iq_router(JINGLE, self._route_jingle, types=("set",))
+        self.client.add_iq_router(JINGLE_TAG, self._route_jingle, types=("set",))
         for ns in MUTE_NAMESPACES:
             self.client.add_iq_router(qn(ns, "mute"), self._route_mute, types=("set",))
 
@@ -253,7 +253,7 @@ class SimulatedParticipant(JingleResponder):
     def focus_muc_jid(self) -> str:
         return str(self.room_jid.with_resource(FOCUS_NICK))
 
-    def remote_sources_of(self, endpoint_id: str) -> EndpointSourceSet:
+    def remote_sources_of(self, endpoint_id: str) -> EndpointSources:
         return self.remote.get(endpoint_id)
 
     def events_of(self, kind: str, direction: str | None = None) -> list[ParticipantEvent]:
@@ -305,7 +305,7 @@ class SimulatedParticipant(JingleResponder):
         await self.wait_for(seen, timeout, f"{direction or ''} {kind} event")
         return found[-1]
 
-    async def wait_for_session(self, timeout: float, *, other_than: str | None = None) -> JingleSession:
+    async def wait_for_session(self, timeout: float, *, other_than: str | None = None) -> SimJingleSession:
         """Wait for an accepted session (one whose sid is not `other_than`, after a restart)."""
         def ready() -> bool:
             return self.session is not None and self.session.accepted and self.session.sid != other_than
@@ -316,7 +316,7 @@ class SimulatedParticipant(JingleResponder):
 
     async def wait_for_remote_sources(
         self, endpoint_id: str, timeout: float, *, count: int | None = None
-    ) -> EndpointSourceSet:
+    ) -> EndpointSources:
         """Wait until `endpoint_id` has sources (at least `count` SSRCs; `count=0`: none at all)."""
         def ok() -> bool:
             n = len(self.remote.get(endpoint_id).sources)
@@ -396,7 +396,7 @@ class SimulatedParticipant(JingleResponder):
         self._record("local", "failed", reason)
         raise ParticipantError(reason)
 
-    async def _request_conference(self) -> ConferenceAnswer:
+    async def _request_conference(self) -> ClientConferenceAnswer:
         """Send the conference IQ until the answer says ready, backing off like the client."""
         t = self.options.timeouts
         self.state = "requesting"
@@ -405,12 +405,12 @@ class SimulatedParticipant(JingleResponder):
         session_id: str | None = None
         with trio.move_on_after(t.conference):
             while True:
-                request = ConferenceRequest(
-                    room=str(self.room_jid), machine_uid=self.machine_uid, token=self.options.token,
+                request = request_element(
+                    str(self.room_jid), machine_uid=self.machine_uid, token=self.options.token,
                     session_id=session_id, properties=dict(self.options.conference_properties),
                 )
                 self._record("out", "conference-request", self.options.focus_address)
-                iq = self.client.iq("set", self.options.focus_address, request.to_element())
+                iq = self.client.iq("set", self.options.focus_address, request)
                 try:
                     result = await self.client.request(iq, timeout=t.conference)
                 except StanzaError as err:
@@ -424,9 +424,9 @@ class SimulatedParticipant(JingleResponder):
                     self._fail(f"conference request refused: {err}")
                 except IQTimeout:
                     continue
-                payload = result.find(CONFERENCE)
+                payload = result.find(CONFERENCE_TAG)
                 try:
-                    answer = ConferenceAnswer.from_element(payload if payload is not None else result)
+                    answer = read_answer(payload if payload is not None else result)
                 except ValueError as exc:
                     self._error(f"malformed conference answer: {exc}")
                     self._fail(f"malformed conference answer: {exc}")
@@ -463,7 +463,7 @@ class SimulatedParticipant(JingleResponder):
             except StanzaError as err:
                 app = err.app_element
                 restricted = err.condition == "not-allowed" or (
-                    app is not None and app.tag == qn(NS_JITMEET, "room-does-not-exist")
+                    app is not None and app.tag == qn(NS_JM, "room-does-not-exist")
                 )
                 if restricted and attempt < t.join_retries:
                     self._record("in", "join-retry", str(err))
@@ -568,12 +568,12 @@ class SimulatedParticipant(JingleResponder):
         SourceRejected when the focus refuses it (the source is then dropped again)."""
         local = self._require_local()
         async with self._lock:
-            source = local.create(kind, {s.ssrc for _, sset in self.remote.items() for s in sset.sources})
+            source = local.create(kind, self.remote.all_ssrcs())
             local.add(source)
             session = self.session
             if session is not None and session.accept_sent:
-                jingle = JingleIQ(Action.SOURCE_ADD, session.sid, initiator=session.focus,
-                                  contents=source_contents([source]))
+                jingle = Jingle(cj.SOURCE_ADD, session.sid, initiator=session.focus,
+                                contents=source_contents([source]))
                 try:
                     await self._send_jingle(session, jingle, f"{source.name} ({len(source.ssrcs)} ssrcs)")
                 except StanzaError as err:
@@ -590,8 +590,8 @@ class SimulatedParticipant(JingleResponder):
             source = local.remove(name)
             session = self.session
             if session is not None and session.accept_sent:
-                jingle = JingleIQ(Action.SOURCE_REMOVE, session.sid, initiator=session.focus,
-                                  contents=source_contents([source]))
+                jingle = Jingle(cj.SOURCE_REMOVE, session.sid, initiator=session.focus,
+                                contents=source_contents([source]))
                 try:
                     await self._send_jingle(session, jingle, name)
                 except StanzaError as err:
@@ -610,8 +610,8 @@ class SimulatedParticipant(JingleResponder):
             bridge = None
             if session.bridge_session is not None:
                 bridge = BridgeSession(session.bridge_session.id, restart=True)
-            jingle = JingleIQ(Action.SESSION_TERMINATE, session.sid, initiator=session.focus,
-                              reason=reason, bridge_session=bridge)
+            jingle = Jingle(cj.SESSION_TERMINATE, session.sid, initiator=session.focus,
+                            reason=reason, bridge_session=bridge)
             self._drop_session("restart requested")
             try:
                 await self._send_jingle(session, jingle, reason.condition)
@@ -626,8 +626,8 @@ class SimulatedParticipant(JingleResponder):
         (docs/jicofo.md §7.8)."""
         session = self._require_session()
         bridge = BridgeSession(session.bridge_session.id) if session.bridge_session else None
-        jingle = JingleIQ(Action.SESSION_INFO, session.sid, initiator=session.focus,
-                          ice_state="failed", bridge_session=bridge)
+        jingle = Jingle(cj.SESSION_INFO, session.sid, initiator=session.focus,
+                        ice_state="failed", bridge_session=bridge)
         try:
             await self._send_jingle(session, jingle, "ice-state failed")
         except StanzaError:
@@ -645,8 +645,8 @@ class SimulatedParticipant(JingleResponder):
         if session.bridge_session is None:
             raise ParticipantError("the offer named no bridge-session")
         before = session.ice_generation
-        jingle = JingleIQ(Action.SESSION_INFO, session.sid, initiator=session.focus,
-                          bridge_session=BridgeSession(session.bridge_session.id, ice_restart=True))
+        jingle = Jingle(cj.SESSION_INFO, session.sid, initiator=session.focus,
+                        bridge_session=BridgeSession(session.bridge_session.id, ice_restart=True))
         try:
             await self._send_jingle(session, jingle, "ice-restart")
         except StanzaError as err:
@@ -691,7 +691,7 @@ class SimulatedParticipant(JingleResponder):
             raise ParticipantError("not logged in yet")
         return self.local
 
-    def _require_session(self) -> JingleSession:
+    def _require_session(self) -> SimJingleSession:
         if self.session is None:
             raise ParticipantError("no Jingle session")
         return self.session

@@ -15,22 +15,19 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.model.sources import ConferenceSourceMap
-from jicofo.xmlns.ice_udp import IceUdpTransport
-from jicofo.xmlns.jingle import NS_JINGLE_ERRORS, Action, BridgeSession, JingleContent, JingleIQ, Reason
 from jicofo.xmpp.errors import IQTimeout, StanzaError, XMPPError
 from jicofo.xmpp.jid import JID, InvalidJID
 from jicofo.xmpp.xml import element, qn
 
+from . import client_jingle as cj
+from .client_jingle import BridgeSession, Content, Jingle, JingleReadError, Reason, Transport, read_jingle
+from .client_sources import RemoteSources, apply_add, apply_remove, read_update
 from .participant_sources import (
     Codecs,
     answer_contents,
     check_offer,
-    check_remote_add,
-    check_remote_remove,
     host_candidate,
     random_transport,
-    remote_sources,
 )
 
 if TYPE_CHECKING:
@@ -46,29 +43,28 @@ if TYPE_CHECKING:
 FOCUS_NICK = "focus"
 # Actions the client acks and then processes; anything else is answered bad-request (§3.1).
 _SESSION_ACTIONS = {
-    Action.SOURCE_ADD, Action.SOURCE_REMOVE, Action.TRANSPORT_INFO, Action.TRANSPORT_REPLACE,
-    Action.SESSION_TERMINATE,
+    cj.SOURCE_ADD, cj.SOURCE_REMOVE, cj.TRANSPORT_INFO, cj.TRANSPORT_REPLACE, cj.SESSION_TERMINATE,
 }
-_KNOWN_ACTIONS = {str(a) for a in Action} | {"addsource", "removesource"}
+_KNOWN_ACTIONS = cj.ACTIONS | cj.LEGACY_ACTIONS.keys()
 
 
 @dataclass
-class JingleSession:
+class SimJingleSession:
     """The participant's side of its Jingle session with the focus."""
 
     sid: str
     focus: str  # the focus's MUC JID, where our Jingle IQs go
-    offer: JingleIQ
-    transport: IceUdpTransport
+    offer: Jingle
+    transport: Transport
     bridge_session: BridgeSession | None
     accept_sent: bool = False
     accepted: bool = False  # the focus answered the session-accept with a result
     ice_generation: int = 0  # the latest generation of the focus's (bridge's) credentials
     ice_generation_answered: int = 0  # ... that our own new credentials were sent for
-    remote_transport: IceUdpTransport | None = None  # the bridge's current ICE transport
+    remote_transport: Transport | None = None  # the bridge's current ICE transport
 
     @property
-    def bridge_transport(self) -> IceUdpTransport | None:
+    def bridge_transport(self) -> Transport | None:
         """The bridge's credentials in use: from the last ICE restart, else from the offer."""
         if self.remote_transport is not None:
             return self.remote_transport
@@ -89,15 +85,15 @@ class JingleResponder:
     features: frozenset[str]
     codecs: Codecs
     trusted_focus: set[JID]
-    remote: ConferenceSourceMap
-    session: JingleSession | None
+    remote: RemoteSources
+    session: SimJingleSession | None
     sessions_accepted: int
     _lock: trio.Lock
     _nursery: trio.Nursery | None
     _inbox_tx: trio.MemorySendChannel[Element]
     _inbox_rx: trio.MemoryReceiveChannel[Element]
-    _work_tx: trio.MemorySendChannel[tuple[str, JingleIQ]]
-    _work_rx: trio.MemoryReceiveChannel[tuple[str, JingleIQ]]
+    _work_tx: trio.MemorySendChannel[tuple[str, Jingle]]
+    _work_rx: trio.MemoryReceiveChannel[tuple[str, Jingle]]
     _active_sid: str | None  # as of the acks: the session the focus may address
     _active_remote: str | None
     _closed_sids: deque[str]
@@ -135,22 +131,22 @@ class JingleResponder:
         payload = list(iq)[0]
         raw_action = payload.get("action", "")
         try:
-            jingle = JingleIQ.from_element(payload)
-        except ValueError as exc:
+            jingle = read_jingle(payload)
+        except JingleReadError as exc:
             if raw_action not in _KNOWN_ACTIONS:
-                self._error(f"unexpected Jingle action {raw_action!r} from {sender}")
+                self._error(f"unexpected Jingle action {raw_action[:40]!r} from {sender}")
             else:
                 self._error(f"malformed {raw_action} from {sender}: {exc}")
             await self._reply_error(iq, StanzaError("bad-request", str(exc)), raw_action)
             return
         action = jingle.action
-        self._record("in", str(action), f"from {sender}", jingle.sid)
-        if action is Action.SESSION_INITIATE:
+        self._record("in", action, f"from {sender}", jingle.sid)
+        if action == cj.SESSION_INITIATE:
             if jingle.sid == self._active_sid:
                 self._error(f"second session-initiate with sid {jingle.sid}")
-                await self._reply_error(iq, StanzaError("service-unavailable"), str(action))
+                await self._reply_error(iq, StanzaError("service-unavailable"), action)
                 return
-            await self._reply_ack(iq, str(action), jingle.sid)
+            await self._reply_ack(iq, action, jingle.sid)
             if self._is_trusted_focus(sender):
                 self._active_sid, self._active_remote = jingle.sid, sender
         elif action in _SESSION_ACTIONS:
@@ -159,18 +155,18 @@ class JingleResponder:
                     self._record("local", "note", f"{action} for closed session {jingle.sid}")
                 else:
                     self._error(f"{action} for unknown session {jingle.sid} from {sender}")
-                unknown = element(qn(NS_JINGLE_ERRORS, "unknown-session"))
-                await self._reply_error(iq, StanzaError("item-not-found", app_element=unknown), str(action))
+                unknown = element(qn(cj.NS_JINGLE_ERRORS, "unknown-session"))
+                await self._reply_error(iq, StanzaError("item-not-found", app_element=unknown), action)
                 return
-            await self._reply_ack(iq, str(action), jingle.sid)
-            if action is Action.SESSION_TERMINATE:
+            await self._reply_ack(iq, action, jingle.sid)
+            if action == cj.SESSION_TERMINATE:
                 self._active_sid = None
                 self._closed_sids.append(jingle.sid)
         else:
             # session-info included: the client only sends it.
             self._error(f"unexpected Jingle action {action} from {sender}")
             error = StanzaError("bad-request", f"unsupported action {action}")
-            await self._reply_error(iq, error, str(action))
+            await self._reply_error(iq, error, action)
             return
         try:
             self._work_tx.send_nowait((sender, jingle))
@@ -199,12 +195,12 @@ class JingleResponder:
 
     async def _work_loop(self) -> None:
         handlers = {
-            Action.SESSION_INITIATE: self._on_session_initiate,
-            Action.SOURCE_ADD: self._on_source_add,
-            Action.SOURCE_REMOVE: self._on_source_remove,
-            Action.TRANSPORT_INFO: self._on_transport_info,
-            Action.TRANSPORT_REPLACE: self._on_transport_replace,
-            Action.SESSION_TERMINATE: self._on_session_terminate,
+            cj.SESSION_INITIATE: self._on_session_initiate,
+            cj.SOURCE_ADD: self._on_source_add,
+            cj.SOURCE_REMOVE: self._on_source_remove,
+            cj.TRANSPORT_INFO: self._on_transport_info,
+            cj.TRANSPORT_REPLACE: self._on_transport_replace,
+            cj.SESSION_TERMINATE: self._on_session_terminate,
         }
         async for sender, jingle in self._work_rx:
             try:
@@ -213,7 +209,7 @@ class JingleResponder:
             except XMPPError as exc:
                 self._record("local", "note", f"{jingle.action} {jingle.sid}: {exc}")
 
-    def _current(self, jingle: JingleIQ) -> JingleSession | None:
+    def _current(self, jingle: Jingle) -> SimJingleSession | None:
         session = self.session
         if session is None or session.sid != jingle.sid:
             self._record("local", "note", f"{jingle.action} for a session closed meanwhile", jingle.sid)
@@ -223,12 +219,12 @@ class JingleResponder:
     def _terminate(self, to: str, sid: str, reason: Reason) -> None:
         """Refuse a session. Sent from a task of its own: the client does not hold its other
         Jingle work for the answer."""
-        jingle = JingleIQ(Action.SESSION_TERMINATE, sid, initiator=to, reason=reason)
+        jingle = Jingle(cj.SESSION_TERMINATE, sid, initiator=to, reason=reason)
         self._record("out", "session-terminate", f"{reason.condition}: {reason.text}", sid)
         assert self._nursery is not None
         self._nursery.start_soon(self._request_quietly, to, jingle)
 
-    async def _request_quietly(self, to: str, jingle: JingleIQ) -> None:
+    async def _request_quietly(self, to: str, jingle: Jingle) -> None:
         try:
             await self.client.request(self.client.iq("set", to, jingle.to_element()),
                                       timeout=self.options.timeouts.request)
@@ -236,7 +232,7 @@ class JingleResponder:
         except XMPPError as exc:
             self._record("in", "error-answer", f"{jingle.action} to {to}: {exc}", jingle.sid)
 
-    async def _on_session_initiate(self, sender: str, jingle: JingleIQ) -> None:
+    async def _on_session_initiate(self, sender: str, jingle: Jingle) -> None:
         try:
             resource = JID.parse(sender).resource
         except InvalidJID:
@@ -265,17 +261,18 @@ class JingleResponder:
             self._closed_sids.append(jingle.sid)
             self._terminate(sender, jingle.sid, Reason("failed-application", "; ".join(check.fatal)))
             return
-        self.remote = ConferenceSourceMap()
+        self.remote = RemoteSources()
         self._apply_remote_add(jingle, "offer")
-        session = JingleSession(jingle.sid, sender, jingle, random_transport(self.rng), jingle.bridge_session)
+        session = SimJingleSession(jingle.sid, sender, jingle, random_transport(self.rng),
+                                   jingle.bridge_session)
         self.session = session
         if jingle.start_muted is not None:
             # lib-jitsi-meet mutes its tracks as the offer says before answering.
             await self._apply_start_muted(jingle.start_muted.audio, jingle.start_muted.video)
-        await self._send_answer(session, jingle, Action.SESSION_ACCEPT, self.options.timeouts.accept)
+        await self._send_answer(session, jingle, cj.SESSION_ACCEPT, self.options.timeouts.accept)
 
     async def _send_answer(
-        self, session: JingleSession, offer: JingleIQ, action: Action, timeout: float
+        self, session: SimJingleSession, offer: Jingle, action: str, timeout: float
     ) -> None:
         assert self.local is not None and self.client.jid is not None
         contents, bundle, problems = answer_contents(offer, self.local, session.transport, self.codecs)
@@ -284,8 +281,8 @@ class JingleResponder:
         if self.options.initial_last_n is not None:  # lib-jitsi-meet: in the video content
             last_n = self.options.initial_last_n
             contents = tuple(replace(c, initial_last_n=last_n) if c.name == "video" else c for c in contents)
-        answer = JingleIQ(action, session.sid, initiator=session.focus, responder=str(self.client.jid),
-                          contents=contents, groups=(bundle,))
+        answer = Jingle(action, session.sid, initiator=session.focus, responder=str(self.client.jid),
+                        contents=contents, bundle=bundle)
         session.accept_sent = True
         try:
             await self._send_jingle(session, answer, f"{len(self.local.ssrcs())} ssrcs", timeout)
@@ -294,21 +291,22 @@ class JingleResponder:
             return
         except IQTimeout:
             return
-        if action is Action.SESSION_ACCEPT:
+        if action == cj.SESSION_ACCEPT:
             session.accepted = True
             self.sessions_accepted += 1
             self._notify()
             if self.options.send_transport_info:
                 await self._send_transport_info(session)
 
-    async def _send_transport_info(self, session: JingleSession, ice_generation: int | None = None) -> bool:
+    async def _send_transport_info(self, session: SimJingleSession,
+                                   ice_generation: int | None = None) -> bool:
         first = session.offer.contents[0].name
         transport = session.transport
         candidate = host_candidate(self.rng, ice_generation or 0)
-        transport = IceUdpTransport(transport.ufrag, transport.pwd, transport.fingerprints, (candidate,),
-                                    ice_generation=ice_generation)
-        jingle = JingleIQ(Action.TRANSPORT_INFO, session.sid, initiator=session.focus,
-                          contents=(JingleContent(first, "responder", None, transport=transport),))
+        transport = Transport(transport.ufrag, transport.pwd, transport.fingerprints, (candidate,),
+                              ice_generation=ice_generation)
+        jingle = Jingle(cj.TRANSPORT_INFO, session.sid, initiator=session.focus,
+                        contents=(Content(first, "responder", None, transport=transport),))
         try:
             await self._send_jingle(session, jingle, f"ice-generation={ice_generation}")
         except StanzaError as err:
@@ -318,35 +316,33 @@ class JingleResponder:
             return False
         return True
 
-    def _apply_remote_add(self, jingle: JingleIQ, what: str) -> None:
+    def _apply_remote_add(self, jingle: Jingle, what: str) -> None:
         assert self.endpoint_id is not None
-        add, problems = remote_sources(jingle, self.remote)
-        accepted, more = check_remote_add(self.remote, add, self.endpoint_id)
-        for problem in problems + more:
+        update = read_update(jingle.contents, jingle.json_message, self.remote)
+        added, problems = apply_add(self.remote, update, self.endpoint_id)
+        for problem in problems:
             self._error(f"{what} {jingle.sid}: {problem}")
-        self.remote.add_all(accepted)
-        summary = ", ".join(f"{owner}:{len(s.sources)}" for owner, s in accepted.items())
+        summary = ", ".join(f"{owner}:{count}" for owner, count in added.items())
         self._record("local", "remote-sources", f"+{what} {summary}", jingle.sid)
 
-    async def _on_source_add(self, sender: str, jingle: JingleIQ) -> None:
+    async def _on_source_add(self, sender: str, jingle: Jingle) -> None:
         if self._current(jingle) is None:
             return
         if jingle.json_message is not None and not self.options.json_sources:
             self._error("json-message sources although json-encoded-sources was not advertised")
         self._apply_remote_add(jingle, "source-add")
 
-    async def _on_source_remove(self, sender: str, jingle: JingleIQ) -> None:
+    async def _on_source_remove(self, sender: str, jingle: Jingle) -> None:
         if self._current(jingle) is None:
             return
-        remove, problems = remote_sources(jingle, self.remote)
-        removed, more = check_remote_remove(self.remote, remove)
-        for problem in problems + more:
+        update = read_update(jingle.contents, jingle.json_message, self.remote)
+        removed, problems = apply_remove(self.remote, update)
+        for problem in problems:
             self._error(f"source-remove {jingle.sid}: {problem}")
-        self.remote.remove_all(removed)
-        summary = ", ".join(f"{owner}:{len(s.sources)}" for owner, s in removed.items())
+        summary = ", ".join(f"{owner}:{count}" for owner, count in removed.items())
         self._record("local", "remote-sources", f"-source-remove {summary}", jingle.sid)
 
-    async def _on_transport_info(self, sender: str, jingle: JingleIQ) -> None:
+    async def _on_transport_info(self, sender: str, jingle: Jingle) -> None:
         session = self._current(jingle)
         if session is None:
             return
@@ -374,7 +370,7 @@ class JingleResponder:
             session.ice_generation_answered = generation
             self._notify()
 
-    async def _on_transport_replace(self, sender: str, jingle: JingleIQ) -> None:
+    async def _on_transport_replace(self, sender: str, jingle: Jingle) -> None:
         session = self._current(jingle)
         if session is None:
             return
@@ -389,11 +385,11 @@ class JingleResponder:
         session.offer = jingle
         session.transport = random_transport(self.rng)
         session.bridge_session = jingle.bridge_session or session.bridge_session
-        self.remote = ConferenceSourceMap()
+        self.remote = RemoteSources()
         self._apply_remote_add(jingle, "transport-replace")
-        await self._send_answer(session, jingle, Action.TRANSPORT_ACCEPT, self.options.timeouts.accept)
+        await self._send_answer(session, jingle, cj.TRANSPORT_ACCEPT, self.options.timeouts.accept)
 
-    async def _on_session_terminate(self, sender: str, jingle: JingleIQ) -> None:
+    async def _on_session_terminate(self, sender: str, jingle: Jingle) -> None:
         if self._current(jingle) is None:
             return
         reason = jingle.reason
@@ -409,14 +405,14 @@ class JingleResponder:
         if self._active_sid == session.sid:
             self._active_sid = None
         self._closed_sids.append(session.sid)
-        self.remote = ConferenceSourceMap()
+        self.remote = RemoteSources()
         self._record("local", "session-closed", why, session.sid)
 
-    async def _send_jingle(self, session: JingleSession, jingle: JingleIQ, detail: str = "",
+    async def _send_jingle(self, session: SimJingleSession, jingle: Jingle, detail: str = "",
                            timeout: float | None = None) -> Element:
         """Send a Jingle IQ to the focus and wait for the answer. An error answer is recorded and
         raised as StanzaError; no answer is recorded as an error and raised as IQTimeout."""
-        action = str(jingle.action)
+        action = jingle.action
         self._record("out", action, detail, jingle.sid)
         iq = self.client.iq("set", session.focus, jingle.to_element())
         try:

@@ -1,6 +1,7 @@
 """The media side of a simulated lib-jitsi-meet participant, without I/O: its own sources (SSRCs,
-simulcast and RTX groups, msids, names), the features it advertises, the checks it applies to what
-the focus sends (offers, remote source changes) and the session-accept it answers with.
+simulcast and RTX groups, msids, names), the features it advertises, the checks it applies to the
+focus's offers and the session-accept it answers with. The others' sources and the checks of
+source changes are in client_sources.py; the Jingle types in client_jingle.py.
 
 Every check returns a list of problems (human-readable strings) rather than raising: the simulator
 counts them as deviations and carries on the way the real client would.
@@ -10,26 +11,22 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from jicofo.conference.sources import check_source_set
-from jicofo.model.sources import (
-    BRIDGE_OWNER,
-    ConferenceSourceMap,
-    EndpointSourceSet,
-    MediaType,
-    Semantics,
-    Source,
-    SourceValidationError,
-    SsrcGroup,
+from .client_jingle import (
+    Candidate,
+    Content,
+    Description,
+    Fingerprint,
+    GroupXml,
+    Jingle,
+    PayloadType,
+    SourceXml,
+    Transport,
 )
-from jicofo.model.sources_json import decode_json
-from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport, SctpMap
-from jicofo.xmlns.jingle import Group, JingleContent, JingleIQ, PayloadType, RtpDescription
-from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
+from .client_sources import MAX_SSRC
 
 CAPS_NODE = "https://jitsi.org/jitsi-meet"
 
@@ -59,7 +56,6 @@ DESKTOP = "desktop"
 AUDIO = "audio"
 SOURCE_KINDS = (AUDIO, CAMERA, DESKTOP)
 
-MAX_SSRC = 0xFFFF_FFFF
 SCTP_PORT = 5000
 
 
@@ -107,13 +103,6 @@ def client_features(
     return frozenset(features)
 
 
-def owner_id(owner: str | None) -> str | None:
-    """An `<ssrc-info owner>` names an endpoint id or a MUC JID; either way, the endpoint id."""
-    if not owner:
-        return None
-    return owner.rsplit("/", 1)[-1] or None
-
-
 # ---------------------------------------------------------------------------------------------
 # Our own sources
 
@@ -126,32 +115,24 @@ class LocalSource:
     name: str
     kind: str  # audio | camera | desktop
     ssrcs: tuple[int, ...]
-    groups: tuple[SsrcGroup, ...]
+    groups: tuple[GroupXml, ...]
     msid: str
     muted: bool = False
 
     @property
-    def media(self) -> MediaType:
-        return MediaType.AUDIO if self.kind == AUDIO else MediaType.VIDEO
+    def media(self) -> str:
+        return "audio" if self.kind == AUDIO else "video"
 
     @property
     def video_type(self) -> str | None:
         return None if self.kind == AUDIO else self.kind
 
-    def source_set(self) -> EndpointSourceSet:
-        return EndpointSourceSet(
-            tuple(Source(s, self.media, self.name, self.msid, self.video_type) for s in self.ssrcs),
-            self.groups,
-        )
-
-    def elements(self) -> tuple[tuple[SourceElement, ...], tuple[SsrcGroupElement, ...]]:
+    def elements(self) -> tuple[tuple[SourceXml, ...], tuple[GroupXml, ...]]:
         """`<source>`s without `<ssrc-info>` (the client does not name itself) and `<ssrc-group>`s."""
         sources = tuple(
-            SourceElement(ssrc, name=self.name, video_type=self.video_type, msid=self.msid)
-            for ssrc in self.ssrcs
+            SourceXml(ssrc, name=self.name, video_type=self.video_type, msid=self.msid) for ssrc in self.ssrcs
         )
-        groups = tuple(SsrcGroupElement(str(g.semantics), g.ssrcs) for g in self.groups)
-        return sources, groups
+        return sources, self.groups
 
 
 @dataclass
@@ -179,15 +160,15 @@ class LocalMedia:
         used = set(taken) | self.ssrcs()
         layers = self.simulcast_layers if kind == CAMERA else 1
         primaries = tuple(self._new_ssrc(used) for _ in range(max(1, layers)))
-        groups: list[SsrcGroup] = []
+        groups: list[GroupXml] = []
         rtx_ssrcs: tuple[int, ...] = ()
         if kind != AUDIO:
             if len(primaries) > 1:
-                groups.append(SsrcGroup(Semantics.SIM, primaries, MediaType.VIDEO))
+                groups.append(GroupXml("SIM", primaries))
             if self.rtx:
                 rtx_ssrcs = tuple(self._new_ssrc(used) for _ in primaries)
                 pairs = zip(primaries, rtx_ssrcs, strict=True)
-                groups.extend(SsrcGroup(Semantics.FID, pair, MediaType.VIDEO) for pair in pairs)
+                groups.extend(GroupXml("FID", pair) for pair in pairs)
         return LocalSource(name, kind, primaries + rtx_ssrcs, tuple(groups), msid, muted)
 
     def add(self, source: LocalSource) -> None:
@@ -198,13 +179,6 @@ class LocalMedia:
 
     def ssrcs(self) -> set[int]:
         return {ssrc for source in self.sources.values() for ssrc in source.ssrcs}
-
-    def source_set(self, media: MediaType | None = None) -> EndpointSourceSet:
-        total = EndpointSourceSet()
-        for source in self.sources.values():
-            if media is None or source.media is media:
-                total = total.union(source.source_set())
-        return total
 
     def set_muted(
         self, *, audio: bool | None = None, video: bool | None = None, desktop: bool | None = None
@@ -238,20 +212,21 @@ class LocalMedia:
                 return ssrc
 
 
-def source_contents(sources: Iterable[LocalSource]) -> tuple[JingleContent, ...]:
+def source_contents(sources: Iterable[LocalSource]) -> tuple[Content, ...]:
     """Contents of a client source-add / source-remove: one `<content name=media>` per media."""
     contents = []
-    for media in MediaType:
-        elements: list[SourceElement] = []
-        groups: list[SsrcGroupElement] = []
-        for source in sources:
-            if source.media is media:
+    listed = list(sources)
+    for media in ("audio", "video"):
+        elements: list[SourceXml] = []
+        groups: list[GroupXml] = []
+        for source in listed:
+            if source.media == media:
                 s, g = source.elements()
                 elements.extend(s)
                 groups.extend(g)
         if elements:
-            description = RtpDescription(media=str(media), sources=tuple(elements), ssrc_groups=tuple(groups))
-            contents.append(JingleContent(str(media), creator=None, senders=None, description=description))
+            description = Description(media=media, sources=tuple(elements), groups=tuple(groups))
+            contents.append(Content(media, description=description))
     return tuple(contents)
 
 
@@ -259,15 +234,14 @@ def source_contents(sources: Iterable[LocalSource]) -> tuple[JingleContent, ...]
 # Our transport
 
 
-def random_transport(rng: random.Random) -> IceUdpTransport:
+def random_transport(rng: random.Random) -> Transport:
     """A fresh ICE ufrag/pwd and DTLS fingerprint (setup=active: the client is the DTLS client)."""
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
     ufrag = "".join(rng.choice(alphabet) for _ in range(4))
     pwd = "".join(rng.choice(alphabet) for _ in range(24))
     fingerprint = ":".join(f"{rng.getrandbits(8):02X}" for _ in range(32))
-    return IceUdpTransport(
-        ufrag=ufrag, pwd=pwd, fingerprints=(Fingerprint("sha-256", fingerprint, "active"),), rtcp_mux=True
-    )
+    return Transport(ufrag=ufrag, pwd=pwd, fingerprints=(Fingerprint("sha-256", fingerprint, "active"),),
+                     rtcp_mux=True)
 
 
 def host_candidate(rng: random.Random, generation: int = 0) -> Candidate:
@@ -296,7 +270,7 @@ class OfferCheck:
         return self.fatal + self.problems
 
 
-def check_offer(offer: JingleIQ, features: frozenset[str]) -> OfferCheck:
+def check_offer(offer: Jingle, features: frozenset[str]) -> OfferCheck:
     """What lib-jitsi-meet (and the browser under it) would choke on, and what contradicts the
     features we advertised."""
     check = OfferCheck()
@@ -307,8 +281,8 @@ def check_offer(offer: JingleIQ, features: frozenset[str]) -> OfferCheck:
     bundle = offer.bundle
     if bundle is None:
         check.problems.append("offer without a BUNDLE group")
-    elif set(bundle.contents) != set(names):
-        check.problems.append(f"BUNDLE group {list(bundle.contents)} does not list the contents {names}")
+    elif set(bundle) != set(names):
+        check.problems.append(f"BUNDLE group {list(bundle)[:8]} does not list the contents {names[:8]}")
     ufrags = set()
     for content in offer.contents:
         media = content.media
@@ -339,7 +313,7 @@ def check_offer(offer: JingleIQ, features: frozenset[str]) -> OfferCheck:
             if len(offered_ids) != len(description.payload_types):
                 check.problems.append(f"{where}: duplicate payload type ids")
             for pt in description.payload_types:
-                if (pt.name or "").lower() == "rtx":
+                if pt.name.lower() == "rtx":
                     apt = pt.parameter("apt")
                     if apt is None or not apt.isdigit() or int(apt) not in offered_ids:
                         check.problems.append(f"{where}: rtx payload type {pt.id} has no valid apt")
@@ -348,7 +322,7 @@ def check_offer(offer: JingleIQ, features: frozenset[str]) -> OfferCheck:
         elif media in ("application", "data"):
             if FEATURE_SCTP not in features:
                 check.problems.append("data channel offered although dtls-sctp was not advertised")
-            if transport is not None and transport.sctpmap is None and not transport.web_sockets:
+            if transport is not None and transport.sctp_port is None and not transport.web_sockets:
                 check.problems.append(f"{where}: no sctpmap and no web-socket")
         else:
             check.problems.append(f"{where}: unknown media {media!r}")
@@ -365,141 +339,6 @@ def check_offer(offer: JingleIQ, features: frozenset[str]) -> OfferCheck:
 
 
 # ---------------------------------------------------------------------------------------------
-# Remote sources
-
-
-def remote_sources(jingle: JingleIQ, known: ConferenceSourceMap) -> tuple[ConferenceSourceMap, list[str]]:
-    """The sources a focus IQ carries, by owner endpoint: `<json-message>` and/or XML `<source>`s
-    with `<ssrc-info owner>`. Sources without an owner are looked up by SSRC in `known`."""
-    problems: list[str] = []
-    result = ConferenceSourceMap()
-    if jingle.json_message is not None:
-        try:
-            # What the focus sends lists the whole conference: bounded by the stanza size only.
-            result.add_all(decode_json(jingle.json_message, max_chars=len(jingle.json_message)))
-        except ValueError as exc:
-            problems.append(f"malformed json-message: {exc}")
-    owner_of_known = {s.ssrc: owner for owner, sset in known.items() for s in sset.sources}
-    for content in jingle.contents:
-        description = content.description
-        if description is None or not (description.sources or description.ssrc_groups):
-            continue
-        try:
-            media = MediaType(content.media)
-        except ValueError:
-            problems.append(f"sources in a content of media {content.media!r}")
-            continue
-        owner_of: dict[int, str] = {}
-        for element in description.sources:
-            owner = owner_id(element.owner) or owner_of_known.get(element.ssrc)
-            if owner is None:
-                problems.append(f"source {element.ssrc} without an owner")
-                continue
-            owner_of[element.ssrc] = owner
-            source = Source(element.ssrc, media, element.name, element.msid, element.video_type)
-            result.add(owner, EndpointSourceSet((source,)))
-        for group in description.ssrc_groups:
-            owner = next(
-                (o for s in group.ssrcs if (o := owner_of.get(s) or owner_of_known.get(s))), None
-            )
-            if owner is None or not group.ssrcs:
-                problems.append(f"ssrc-group {group.semantics} {list(group.ssrcs)} of no known owner")
-                continue
-            try:
-                semantics = Semantics(group.semantics.upper())
-            except ValueError:
-                problems.append(f"unknown ssrc-group semantics {group.semantics!r}")
-                continue
-            result.add(owner, EndpointSourceSet((), (SsrcGroup(semantics, group.ssrcs, media),)))
-    return result, problems
-
-
-_NAME = re.compile(r"(?P<owner>.+)-(?P<letter>[av])\d+\Z")
-
-
-def check_remote_add(
-    known: ConferenceSourceMap, add: ConferenceSourceMap, own_endpoint: str
-) -> tuple[ConferenceSourceMap, list[str]]:
-    """What of `add` the client takes (as lib-jitsi-meet would, minus what a correct focus never
-    sends), and the problems found: sources for ourselves, duplicate SSRCs, names that do not
-    belong to their owner or media, missing msids, groups over unknown SSRCs, invalid sets."""
-    problems: list[str] = []
-    accepted = ConferenceSourceMap()
-    used = {s.ssrc for _, sset in known.items() for s in sset.sources}
-    for owner, sset in add.items():
-        if owner == own_endpoint:
-            problems.append(f"source-add for our own endpoint {owner} ({len(sset.sources)} sources)")
-            continue
-        taken: list[Source] = []
-        for source in sset.sources:
-            if not 1 <= source.ssrc <= MAX_SSRC:
-                problems.append(f"invalid SSRC {source.ssrc} of {owner}")
-                continue
-            if source.ssrc in used:
-                problems.append(f"duplicate source: SSRC {source.ssrc} of {owner} is already known")
-                continue
-            used.add(source.ssrc)
-            problems.extend(_check_name(owner, source))
-            taken.append(source)
-        own_ssrcs = known.get(owner).ssrcs | {s.ssrc for s in taken}
-        groups = []
-        for group in sset.groups:
-            if not own_ssrcs.issuperset(group.ssrcs):
-                problems.append(f"{group.semantics} group {list(group.ssrcs)} of {owner} has unknown SSRCs")
-                continue
-            groups.append(group)
-        new = EndpointSourceSet(tuple(taken), tuple(groups))
-        try:
-            check_source_set(known.get(owner).union(new))
-        except SourceValidationError as exc:
-            problems.append(f"sources of {owner} are inconsistent: {exc.message}")
-        if new:
-            accepted.add(owner, new)
-    return accepted, problems
-
-
-def _check_name(owner: str, source: Source) -> list[str]:
-    if source.name is None:
-        return [] if owner == BRIDGE_OWNER else [f"source {source.ssrc} of {owner} has no name"]
-    match = _NAME.match(source.name)
-    letter = "a" if source.media_type is MediaType.AUDIO else "v"
-    problems = []
-    if match is None or match["owner"] != owner or match["letter"] != letter:
-        problems.append(f"source name {source.name!r} does not fit owner {owner} and {source.media_type}")
-    if source.msid is None:
-        problems.append(f"source {source.ssrc} ({source.name}) of {owner} has no msid")
-    return problems
-
-
-def check_remote_remove(
-    known: ConferenceSourceMap, remove: ConferenceSourceMap
-) -> tuple[ConferenceSourceMap, list[str]]:
-    """What of `remove` is known (matched by owner and SSRC), plus the groups touching removed
-    SSRCs; and a problem for every source that was never signaled."""
-    problems: list[str] = []
-    removed = ConferenceSourceMap()
-    for owner, sset in remove.items():
-        stored = known.get(owner)
-        by_ssrc = {s.ssrc: s for s in stored.sources}
-        gone = {s.ssrc for s in sset.sources}
-        unknown = sorted(gone - by_ssrc.keys())
-        if unknown:
-            problems.append(f"unknown source removed: {owner} never had SSRC(s) {unknown}")
-        gone &= by_ssrc.keys()
-        listed = set(sset.groups)
-        for group in listed - set(stored.groups):
-            if not gone.issuperset(group.ssrcs):
-                problems.append(f"unknown ssrc-group removed: {owner} {group.semantics} {list(group.ssrcs)}")
-        drop = EndpointSourceSet(
-            tuple(by_ssrc[s] for s in by_ssrc if s in gone),
-            tuple(g for g in stored.groups if g in listed or gone.intersection(g.ssrcs)),
-        )
-        if drop:
-            removed.add(owner, drop)
-    return removed, problems
-
-
-# ---------------------------------------------------------------------------------------------
 # The answer
 
 
@@ -512,7 +351,7 @@ class Codecs:
     rtx: bool = True
 
     def accepts(self, media: str, pt: PayloadType, accepted_ids: set[int]) -> bool:
-        name = (pt.name or "").lower()
+        name = pt.name.lower()
         if media == "audio":
             return name in ("opus", "telephone-event") or (name == "red" and self.opus_red)
         if name == "rtx":
@@ -522,48 +361,47 @@ class Codecs:
 
 
 def answer_contents(
-    offer: JingleIQ,
+    offer: Jingle,
     local: LocalMedia,
-    transport: IceUdpTransport,
+    transport: Transport,
     codecs: Codecs,
-) -> tuple[tuple[JingleContent, ...], Group, list[str]]:
+) -> tuple[tuple[Content, ...], tuple[str, ...], list[str]]:
     """The contents of the session-accept: per offered content the payload types we support
     (offer order), the offered header extensions, our sources and groups, rtcp-mux and our
     transport; the data content carries only the transport with `streams=0`. Also returns the
     BUNDLE group and the problems (no common codec)."""
     problems: list[str] = []
-    contents: list[JingleContent] = []
+    contents: list[Content] = []
     for content in offer.contents:
         media = content.media
         if media in ("audio", "video") and content.description is not None:
             offered = content.description
             accepted: list[PayloadType] = []
             ids: set[int] = set()
-            for pt in sorted(offered.payload_types, key=lambda p: (p.name or "").lower() == "rtx"):
+            for pt in sorted(offered.payload_types, key=lambda p: p.name.lower() == "rtx"):
                 if codecs.accepts(media, pt, ids):
                     accepted.append(pt)
                     ids.add(pt.id)
             accepted.sort(key=lambda p: [q.id for q in offered.payload_types].index(p.id))
-            if not any((p.name or "").lower() not in ("rtx", "telephone-event", "red") for p in accepted):
+            if not any(p.name.lower() not in ("rtx", "telephone-event", "red") for p in accepted):
                 problems.append(f"no codec in common for {media}")
-            own = [s for s in local.sources.values() if str(s.media) == media]
+            own = [s for s in local.sources.values() if s.media == media]
             elements = [e for s in own for e in s.elements()[0]]
             groups = [g for s in own for g in s.elements()[1]]
-            description = RtpDescription(
+            description = Description(
                 media=media,
                 payload_types=tuple(accepted),
                 header_extensions=offered.header_extensions,
                 extmap_allow_mixed=offered.extmap_allow_mixed,
                 sources=tuple(elements),
-                ssrc_groups=tuple(groups),
+                groups=tuple(groups),
                 rtcp_mux=True,
             )
             contents.append(
-                JingleContent(content.name, "responder", "both", description=description, transport=transport)
-            )
+                Content(content.name, "responder", "both", description=description, transport=transport))
         elif media in ("application", "data"):
-            offered_map = content.transport.sctpmap if content.transport else None
-            port = offered_map.number if offered_map is not None else SCTP_PORT
-            data_transport = replace(transport, sctpmap=SctpMap(port, "webrtc-datachannel", 0))
-            contents.append(JingleContent(content.name, "responder", None, transport=data_transport))
-    return tuple(contents), Group("BUNDLE", tuple(c.name for c in contents)), problems
+            offered_port = content.transport.sctp_port if content.transport else None
+            port = offered_port if offered_port is not None else SCTP_PORT
+            data_transport = replace(transport, sctp_port=port, sctp_streams=0)
+            contents.append(Content(content.name, "responder", None, transport=data_transport))
+    return tuple(contents), tuple(c.name for c in contents), problems
