@@ -23,6 +23,8 @@ from jicofo.xmpp.muc import MucRoom
 
 from .xmpp_helpers import connected, settings_for
 
+pytestmark = pytest.mark.prosody  # every test here starts a Prosody
+
 BREAKOUT = "breakout.meet.test"
 MAIN = "main@conference.meet.test"
 BR1 = f"br1@{BREAKOUT}"
