@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from jicofo.bridge.colibri import Allocation, ColibriSession
+from jicofo.bridge.colibri import Allocation, BridgeConference, ColibriSession
 from jicofo.conference.conference import FOCUS_NICK, Conference, ConferenceStopped
 from jicofo.conference.participant import Invite, JingleSession, Participant, SessionState
 from jicofo.conference.services import ConferenceServices
@@ -146,7 +146,7 @@ def restore_conference(
         bridge = brewery.adopt(JID.parse(stored["jid"]))
         session = conference.bridges.new_restored_session(bridge, str(stored["meeting_id"]))
         session.id = str(stored["id"])
-        session._created = True
+        session.state = BridgeConference.CREATED
         session.endpoints = {str(e) for e in stored["endpoints"]}
         for _ in session.endpoints:
             bridge.endpoint_added(trio.current_time())
