@@ -11,6 +11,7 @@ import trio
 from trio.testing import MockClock
 
 from jicofo.testing.memory import MemoryMember, MemoryStack, memory_stack
+from jicofo.testing.waiting import wait_until
 from jicofo.xmlns.jingle import Action
 from jicofo.xmpp.jid import JID
 
@@ -147,3 +148,43 @@ async def test_in_place_ice_restarts_have_their_own_rate_limit(autojump_clock: M
         # The session restart limiter is separate: a restart request is still accepted now.
         assert await ana.request_restart() is None
         await ana.wait_for(lambda: len(ana.of(Action.SESSION_INITIATE)) == 2, 10, "a new offer")
+
+
+async def test_the_main_conference_waits_for_its_breakout_rooms(autojump_clock: MockClock) -> None:
+    async with memory_stack({"jicofo.conference.initial-timeout": "2 seconds"}) as stack:
+        main = await stack.open_conference("main")
+        conference = stack.conference(main)
+        assert conference is not None
+        ana = await stack.join(main, "ana")
+        await wait_until(lambda: "ana" in conference.participants, 5, "the member")
+        # The last member leaves with switch_room (before any breakout room exists): the main
+        # conference waits for it instead of stopping...
+        await ana.leave("switch_room")
+        await trio.sleep(0.3)
+        assert conference.stop_reason is None
+        breakout = await stack.open_breakout(main, "br1")
+        assert stack.conference(breakout) is not None
+        assert stack.conference(breakout).main_room == main  # type: ignore[union-attr]
+        in_breakout = await stack.join(breakout, "ana")
+        # ...and stays while the breakout conference runs, well past the initial timeout.
+        await trio.sleep(60)
+        assert conference.stop_reason is None and stack.conference(main) is conference
+        # The breakout room empties: its conference ends, and then the main one.
+        await in_breakout.leave()
+        await wait_gone(stack, breakout, 10)
+        await wait_gone(stack, main, 10)
+        assert conference.stop_reason is not None
+
+
+async def test_without_switch_room_the_main_conference_ends(autojump_clock: MockClock) -> None:
+    async with memory_stack({"jicofo.conference.initial-timeout": "1 second"}) as stack:
+        main = await stack.open_conference("main")
+        conference = stack.conference(main)
+        assert conference is not None
+        ana = await stack.join(main, "ana")
+        await wait_until(lambda: "ana" in conference.participants, 5, "the member")
+        await ana.leave()
+        left = trio.current_time()
+        await wait_gone(stack, main, 10)
+        assert trio.current_time() - left < 0.1  # at once: the last member left
+        assert conference.stop_reason == "the last member left"

@@ -13,7 +13,8 @@ answers (the sans-IO `jicofo.sim.bridge_engine.BridgeEngine`). What stands in: t
 server does and copying every stanza through our serializer and hardened parser, so nothing is
 shared by reference across the "wire"; `_MucService` plays XEP-0045 (joins, presence broadcast
 with real JIDs, the owner form, room info with a meeting id, affiliation changes, kicks, IQs
-forwarded between occupants) for the conference MUC and the bridge brewery.
+forwarded between occupants) for the conference MUC, the breakout MUC and the bridge brewery;
+the server's disco#info lists the breakout_rooms component, so breakout rooms work as well.
 
 Under trio's MockClock with autojump every timer of the focus (initial and single-participant
 timeouts, rate limits, health checks, request deadlines) runs in virtual time: a test of a
@@ -77,6 +78,7 @@ log = logging.getLogger(__name__)
 DOMAIN = "meet.test"
 AUTH_DOMAIN = f"auth.{DOMAIN}"
 MUC_DOMAIN = f"conference.{DOMAIN}"
+BREAKOUT_DOMAIN = f"breakout.{DOMAIN}"
 BREWERY = f"jvbbrewery@internal.{AUTH_DOMAIN}"
 NS_CLIENT = "jabber:client"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -118,10 +120,16 @@ def _result(stanza: Element, *payload: Element) -> Element:
 class Switchboard:
     """Routes stanzas between in-memory connections and the MUC services, in order per receiver."""
 
-    def __init__(self, muc_domains: tuple[str, ...] = (MUC_DOMAIN, JID.parse(BREWERY).domain)) -> None:
+    def __init__(self, muc_domains: tuple[str, ...] = (MUC_DOMAIN, BREAKOUT_DOMAIN,
+                                                       JID.parse(BREWERY).domain)) -> None:
         self.connections: dict[JID, MemoryConnection] = {}
         self.mucs = {domain: _MucService(self, domain) for domain in muc_domains}
         self.delivered = 0
+        # Components the server lists in its disco#info (type -> address), as Jitsi's Prosody
+        # advertises breakout_rooms, av_moderation and room_metadata.
+        self.components: dict[str, str] = {}
+        # Extra room-info fields per room (a breakout room names its main room there).
+        self.room_info: dict[JID, dict[str, str]] = {}
 
     def connect(self, jid: str, name: str | None = None) -> MemoryConnection:
         conn = MemoryConnection(self, JID.parse(jid), name or jid)
@@ -161,7 +169,11 @@ class Switchboard:
             return
         payload = list(stanza)
         if payload and payload[0].tag == f"{{{NS_DISCO_INFO}}}query":
-            self.route(_result(stanza, element(f"{{{NS_DISCO_INFO}}}query")), None)
+            query = element(f"{{{NS_DISCO_INFO}}}query", None, *(
+                element(f"{{{NS_DISCO_INFO}}}identity",
+                        {"category": "component", "type": kind, "name": address})
+                for kind, address in self.components.items()))
+            self.route(_result(stanza, query), None)
             return
         self._bounce(stanza, "service-unavailable")
 
@@ -331,7 +343,9 @@ class _MucService:
         if tag == f"{{{NS_DISCO_INFO}}}query" and kind == "get":
             form = element(f"{{{NS_DATA}}}x", {"type": "result"},
                            _field("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo"),
-                           _field("muc#roominfo_meetingId", room.meeting_id))
+                           _field("muc#roominfo_meetingId", room.meeting_id),
+                           *(_field(var, value) for var, value
+                             in self.switchboard.room_info.get(room.jid, {}).items()))
             query = element(f"{{{NS_DISCO_INFO}}}query", None,
                             element(f"{{{NS_DISCO_INFO}}}identity",
                                     {"category": "conference", "type": "text"}),
@@ -495,6 +509,7 @@ class MemberOptions:
 
 
 _ssrcs = itertools.count(1000)
+_members = itertools.count(1)
 
 
 class MemoryMember:
@@ -505,7 +520,7 @@ class MemoryMember:
         self.nick = nick
         self.room_jid = room
         self.options = options
-        self.conn = switchboard.connect(f"{nick}@{DOMAIN}/web", f"member {nick}")
+        self.conn = switchboard.connect(f"{nick}-{next(_members)}@{DOMAIN}/web", f"member {nick}")
         self.conn.features.update(options.features)
         self.focus = room.with_resource("focus")
         self.received: list[Received] = []
@@ -565,9 +580,10 @@ class MemoryMember:
 
     # ----- what it does ------------------------------------------------------------------------------
 
-    async def leave(self) -> None:
+    async def leave(self, status: str | None = None) -> None:
+        """Leave the room (`status` "switch_room": for a breakout room, as Jitsi Meet does)."""
         assert self.room is not None
-        await self.room.leave()
+        await self.room.leave(status)
 
     async def request_restart(self) -> StanzaError | None:
         """session-terminate asking for a new session (lib-jitsi-meet's restart request)."""
@@ -688,6 +704,19 @@ class MemoryStack:
         assert answer.ready, answer
         return room
 
+    async def open_breakout(self, main: JID, name: str) -> JID:
+        """A breakout room of `main` (its room info names the main room, as Jitsi's
+        mod_muc_breakout_rooms does) and the conference request for it."""
+        room = JID.parse(f"{name}@{BREAKOUT_DOMAIN}")
+        await wait_until(lambda: self.focus.breakout_domain == BREAKOUT_DOMAIN, 5,
+                         "the breakout_rooms component")
+        self.switchboard.room_info[room] = {"muc#roominfo_isbreakout": "true",
+                                            "muc#roominfo_breakout_main_room": str(main)}
+        answer = await self.focus.conference_request(ConferenceRequest(room=str(room)),
+                                                     JID.parse(f"requester@{DOMAIN}/web"))
+        assert answer.ready, answer
+        return room
+
     def conference(self, room: JID) -> Conference | None:
         return self.focus.conferences.get(room)
 
@@ -706,8 +735,9 @@ class MemoryStack:
 async def memory_stack(overrides: Mapping[str, Any] | None = None) -> AsyncIterator[MemoryStack]:
     """The focus (Focus, its conferences and the brewery) on a switchboard, wired as app.py
     wires it for Jingle and mute IQs; bridges and guests are added by the test."""
-    config = memory_config(overrides)
+    config = memory_config({"jicofo.xmpp.client.xmpp-domain": DOMAIN, **(overrides or {})})
     switchboard = Switchboard()
+    switchboard.components["breakout_rooms"] = BREAKOUT_DOMAIN
     client = switchboard.connect(f"focus@{AUTH_DOMAIN}/focus", "focus")
     brewery = Brewery(client, JID.parse(BREWERY), config.bridge,
                       request_timeout=config.xmpp.client.reply_timeout)
