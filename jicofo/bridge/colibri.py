@@ -54,7 +54,8 @@ class BridgeConference(enum.Enum):
     requests: one state instead of separate created / expired flags.
 
         NONE ──allocate──▶ CREATED ──expire_when_idle──▶ CLOSING ──expire written──▶ CLOSED
-    A create that fails goes back to NONE; expire_when_idle with nothing created goes to CLOSED;
+    A create that fails goes back to NONE; expire_when_idle with nothing created goes to CLOSED,
+    and so does close (the conference dropped the session) with nothing created, else CLOSING;
     expire_conference (sent directly) goes to NONE or CLOSED; an expire lost with the XMPP
     session goes back to CREATED or CLOSING (the conference is still there to expire)."""
 
@@ -201,7 +202,6 @@ class ColibriSession:
         # videoMuted): set optimistically, and only a change is sent.
         self.force_muted: dict[str, c2.ForceMute] = {}
         self.state = BridgeConference.NONE  # the first allocation carries the create
-        self.retired = False  # the conference no longer uses this session
         self._window = trio.Semaphore(MAX_IN_FLIGHT)
         self._in_flight: set[_Request] = set()
         self.finished = trio.Event()  # the task is over: nothing more will be sent
@@ -566,6 +566,18 @@ class ColibriSession:
         relay = c2.Relay(id=relay_id, expire=True)
         self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, relays=(relay,)),
                                "relay-expire"))
+
+    @property
+    def retired(self) -> bool:
+        """The conference no longer uses this session: it takes no more requests."""
+        return self.state.closed
+
+    def close(self) -> None:
+        """Take no more requests: the conference dropped this session (its task is cancelled; the
+        conference expire, when one is due, goes out beside it through expire_conference)."""
+        if not self.state.closed:
+            self.state = BridgeConference.CLOSING if self.state.created else BridgeConference.CLOSED
+        self._send.close()
 
     def expire_when_idle(self) -> None:
         """Queue the conference expire behind whatever is queued; the task ends after it."""

@@ -258,7 +258,7 @@ class ConferenceBridges:
         beside it). Returns the members that were on it."""
         if self.sessions.get(session.bridge) is session:
             del self.sessions[session.bridge]
-        session.retired = True
+        session.close()  # retired: it takes no more requests (a draining one already is)
         self.cascade.leave(session)
         use = self._uses.get(session)
         if use is None:
