@@ -9,6 +9,8 @@ Each session the conference ever started on a bridge is one `_Use` with one expl
        └──(bridge failed / left / moved off)──▶ EXPIRING ──(expire answered)──▶ released
                                                     its task is cancelled, the expire sent beside
 
+(The session's own view, what is created on its bridge and whether it still takes requests, is
+`ColibriSession.state` in jicofo/bridge/colibri.py; leaving ACTIVE closes it.)
 Members are only allocated through ACTIVE sessions (`sessions`, one per bridge). A new session
 on a bridge whose previous one is still DRAINING or EXPIRING waits (bounded, once) for that one
 to be released: a create sent before the expire would be refused (conference_already_exists).
