@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
 from jicofo.logs import PACKET_LOGGER, configure_logging
 from jicofo.testing.prosody import (
+    FORBID_ENV,
     ProsodyInstance,
     missing_prosody_message,
     prosody_available,
@@ -19,7 +21,8 @@ from jicofo.testing.prosody import (
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "prosody: uses a real Prosody (added automatically to tests using the fixture)"
+        "markers", "prosody: starts a real Prosody, in-process or in a child process (added "
+        "automatically to tests using the fixture; any other test that starts one fails)"
     )
 
 
@@ -31,10 +34,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A test not marked `prosody` may not start one (start_prosody refuses, in this process and
+    # in the child processes it starts): `-m "not prosody"` is the suite without Prosody.
+    if item.get_closest_marker("prosody") is None:
+        os.environ[FORBID_ENV] = item.nodeid
+    else:
+        os.environ.pop(FORBID_ENV, None)
     # A missing Prosody is a broken setup, not a reason to skip: fail loudly. Checked here
     # rather than in the async fixture, where pytest-trio would bury it in an exception group.
     if "prosody" in getattr(item, "fixturenames", ()) and not prosody_available():
         pytest.fail(missing_prosody_message(), pytrace=False)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    os.environ.pop(FORBID_ENV, None)
 
 
 _LOG_TAIL = pytest.StashKey[str]()

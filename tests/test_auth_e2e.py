@@ -31,6 +31,8 @@ from jicofo.xmpp.muc import MucRoom
 from .test_auth import jwt
 from .xmpp_helpers import connected, settings_for
 
+pytestmark = pytest.mark.prosody  # every test here starts a Prosody
+
 HOST_PASSWORD = "host-secret-1"
 COMPONENT = "focus.meet.test"
 SESSION_INVALID = "{http://jitsi.org/protocol/focus}session-invalid"

@@ -30,6 +30,8 @@ from .test_focus_e2e import no_errors, participants, room_of, wait_bridges
 from .test_mute import endpoint_state, moderator_ready
 from .xmpp_helpers import FAST, connected, running, settings_for
 
+pytestmark = pytest.mark.prosody  # every test here starts a Prosody
+
 AV_MODERATION = "avmoderation.meet.test"
 METADATA = "metadata.meet.test"
 SECRET = secrets.token_urlsafe(12)

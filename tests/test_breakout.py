@@ -23,6 +23,8 @@ from jicofo.xmpp.muc import MucRoom
 
 from .xmpp_helpers import connected, settings_for
 
+pytestmark = pytest.mark.prosody  # every test here starts a Prosody
+
 BREAKOUT = "breakout.meet.test"
 MAIN = "main@conference.meet.test"
 BR1 = f"br1@{BREAKOUT}"
@@ -103,51 +105,6 @@ async def test_no_auto_owner_in_breakout_rooms(breakout_prosody: ProsodyInstance
         await wait_until(lambda: affiliation(conference) is not None, 10, "breakout member")
         await trio.sleep(0.5)
         assert affiliation(conference) not in ("owner", "admin")
-
-
-async def test_main_conference_lives_while_breakout_rooms_do(
-        breakout_prosody: ProsodyInstance) -> None:
-    prosody = breakout_prosody
-    config = fast(prosody, **{"jicofo.conference.initial-timeout": "2 seconds"})
-    async with running_focus(config) as app, connected(settings_for(prosody)) as a, \
-            connected(settings_for(prosody)) as b:
-        await breakout_known(app)
-        assert (await ask(a, MAIN)).ready
-        main_room = MucRoom(a, JID.parse(MAIN), "aa")
-        await main_room.join(timeout=5)
-        await wait_until(lambda: JID.parse(MAIN) in app.focus.conferences
-                         and app.focus.conferences[JID.parse(MAIN)].participants, 10, "member")
-        main = app.focus.conferences[JID.parse(MAIN)]
-        # The last member leaves with switch_room (before any breakout room exists): the main
-        # conference waits for it instead of stopping...
-        await main_room.leave(status="switch_room")
-        await trio.sleep(0.3)
-        assert main.stop_reason is None
-        assert (await ask(b, BR1)).ready
-        breakout_room = MucRoom(a, JID.parse(BR1), "aa")
-        await breakout_room.join(timeout=5)
-        # ...and stays while the breakout conference runs, well past the initial timeout.
-        await trio.sleep(4)
-        assert main.stop_reason is None and app.focus.conferences.get(JID.parse(MAIN)) is main
-        # The breakout room empties: its conference ends, and then the main one.
-        await breakout_room.leave()
-        await wait_until(lambda: JID.parse(BR1) not in app.focus.conferences, 10, "breakout end")
-        await wait_until(lambda: JID.parse(MAIN) not in app.focus.conferences, 10, "main end")
-        assert main.stop_reason is not None
-
-
-async def test_without_switch_room_the_main_conference_ends(
-        breakout_prosody: ProsodyInstance) -> None:
-    prosody = breakout_prosody
-    async with running_focus(fast(prosody)) as app, connected(settings_for(prosody)) as a:
-        await breakout_known(app)
-        assert (await ask(a, MAIN)).ready
-        room = MucRoom(a, JID.parse(MAIN), "aa")
-        await room.join(timeout=5)
-        await wait_until(lambda: JID.parse(MAIN) in app.focus.conferences
-                         and app.focus.conferences[JID.parse(MAIN)].participants, 10, "member")
-        await room.leave()
-        await wait_until(lambda: JID.parse(MAIN) not in app.focus.conferences, 10, "main end")
 
 
 async def test_breakout_requests_skip_authentication(

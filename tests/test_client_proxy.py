@@ -181,6 +181,7 @@ async def test_the_latest_announced_session_gets_the_requests(prosody: ProsodyIn
         assert (len(old_seen), len(new_seen)) == (1, 1)
 
 
+@pytest.mark.prosody
 async def test_a_new_session_announces_itself_again() -> None:
     # A break longer than the hibernation time: the client cannot resume and starts a new
     # session, and the proxy only learns about it from the presence that session sends.
@@ -216,6 +217,7 @@ async def test_a_new_session_announces_itself_again() -> None:
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.prosody
 async def test_a_reloaded_proxy_still_knows_who_is_online() -> None:
     # After `module:reload`, the module finds the sessions that had announced themselves.
     shell = ('modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "bosh"; '
@@ -231,6 +233,7 @@ async def test_a_reloaded_proxy_still_knows_who_is_online() -> None:
         assert seen == [f"focus.meet.test/{guest.jid}"]
 
 
+@pytest.mark.prosody
 async def test_harness_extra_components_and_plugin_paths() -> None:
     # The harness's general hooks: a second proxy on another host, for the bridge account.
     extra = 'Component "relay.meet.test" "client_proxy"\n\ttarget_address = "jvb@auth.meet.test"'

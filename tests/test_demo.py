@@ -6,6 +6,8 @@ import pytest
 
 from jicofo.demo import run_demo
 
+pytestmark = pytest.mark.prosody  # every test here starts a Prosody
+
 
 async def test_the_demo_shows_a_call_a_cascade_and_a_move(capsys: pytest.CaptureFixture[str]) -> None:
     await run_demo(conferences=2, people=3, bridges=2, hold=0)

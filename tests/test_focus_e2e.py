@@ -207,25 +207,6 @@ async def test_a_client_restart_request_gets_a_new_session(prosody: ProsodyInsta
             no_errors([ana, bo])
 
 
-async def test_single_participant_timeout_ends_the_lone_session(prosody: ProsodyInstance) -> None:
-    room = room_of(prosody)
-    config = focus_config(prosody, {"jicofo.conference.single-participant-timeout": "1 second"})
-    async with simulated_bridges(prosody, 1) as sims, running_focus(config) as app:
-        await wait_bridges(app)
-        async with participants(prosody, room, 2) as (ana, bo):
-            await ana.wait_for_session(10)
-            await bo.wait_for_session(10)
-            await bo.leave()
-            await ana.wait_for_event("session-closed", 10)
-            closed = ana.first("session-closed")
-            assert closed is not None and "expired" in closed.detail, closed
-            with trio.fail_after(10):
-                while not (await bridge_log(sims))[-1]["kind"] == "expire":
-                    await trio.sleep(0.05)
-            # Ana is still in the room; the focus too.
-            assert JID.parse(room) in app.focus.conferences
-
-
 async def test_conference_requests_answer_ready_and_refuse_bad_rooms(prosody: ProsodyInstance) -> None:
     async with running_focus(focus_config(prosody)), connected(settings_for(prosody)) as client:
         async def ask(to: str, room: str) -> object:

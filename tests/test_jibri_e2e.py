@@ -363,6 +363,7 @@ RECORDER_HOST = 'VirtualHost "recorder.meet.test"\n    authentication = "interna
 
 
 @pytest.mark.prosody
+@pytest.mark.prosody
 async def test_only_members_on_trusted_domains_count_as_jibri() -> None:
     """A Prosody with a recorder host, trusted alone: the recorder (which joins on its own login
     there, as a real Jibri) is never force-muted; a guest who only claims the Jibri feature is."""

@@ -122,6 +122,7 @@ async def test_guest_cannot_create_rooms_and_leave_is_seen(prosody: ProsodyInsta
         assert conflict.value.condition == "conflict"
 
 
+@pytest.mark.prosody
 async def test_room_rejoined_after_a_session_that_could_not_resume() -> None:
     # A one-second hibernation lets the server forget the session during the break.
     from jicofo.testing.prosody import start_prosody

@@ -26,6 +26,8 @@ from jicofo.testing.prosody import (
     start_prosody,
 )
 
+pytestmark = pytest.mark.prosody  # every test here starts a Prosody
+
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"

@@ -40,7 +40,7 @@ from .test_bridge_failures import sources_exchanged
 from .test_focus_e2e import room_of
 from .xmpp_helpers import settings_for
 
-pytestmark = pytest.mark.skipif(not prosody_available(), reason="needs prosody")
+pytestmark = [pytest.mark.skipif(not prosody_available(), reason="needs prosody"), pytest.mark.prosody]
 
 DEADLINE = 20.0
 HIBERNATION = 60

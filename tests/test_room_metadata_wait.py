@@ -109,6 +109,7 @@ async def presets_prosody(request: pytest.FixtureRequest, delay: float) -> Async
             request.node.stash[_LOG_TAIL] = instance.log_tail(60)
 
 
+@pytest.mark.prosody
 async def test_joining_waits_for_the_presets_metadata(request: pytest.FixtureRequest) -> None:
     async with presets_prosody(request, 1.0) as prosody:
         room = room_of(prosody, "preset")
@@ -132,6 +133,7 @@ async def test_joining_waits_for_the_presets_metadata(request: pytest.FixtureReq
                 no_errors(people)
 
 
+@pytest.mark.prosody
 async def test_the_wait_times_out_and_the_conference_goes_on(request: pytest.FixtureRequest) -> None:
     async with presets_prosody(request, 30.0) as prosody:
         room = room_of(prosody, "late-preset")

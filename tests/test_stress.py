@@ -231,6 +231,7 @@ def test_in_place_ice_restarts_are_mixed_in_with_their_latency(tmp_path: Path) -
     assert f"ICE restarts requested {ice['requested']}" in result.stdout
 
 
+@pytest.mark.prosody
 def test_mutes_mixed_into_a_run_are_answered_and_timed(tmp_path: Path) -> None:
     """Moderators mute members' audio and the members unmute themselves during the run: every
     mute is answered, the target is told, and the three latencies are in the report."""

@@ -22,6 +22,7 @@ bridge that answers nothing at all is failed for every conference (brewery.py).
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,35 @@ QUEUE_SIZE = 1000
 # out in order on one XMPP connection and the bridge handles a conference's requests in order
 # (upstream sends without waiting at all); the window only bounds what a slow bridge can owe us.
 MAX_IN_FLIGHT = 16
+
+
+class BridgeConference(enum.Enum):
+    """Where a session's conference stands on its bridge, and whether the session still takes
+    requests: one state instead of separate created / expired flags.
+
+        NONE ──allocate──▶ CREATED ──expire_when_idle──▶ CLOSING ──expire written──▶ CLOSED
+    A create that fails goes back to NONE; expire_when_idle with nothing created goes to CLOSED,
+    and so does close (the conference dropped the session) with nothing created, else CLOSING;
+    expire_conference (sent directly) goes to NONE or CLOSED; an expire lost with the XMPP
+    session goes back to CREATED or CLOSING (the conference is still there to expire)."""
+
+    NONE = "none"  # nothing created on the bridge; requests are taken
+    CREATED = "created"  # created there (the create went out or is queued); requests are taken
+    CLOSING = "closing"  # created there; its expire is queued last and nothing more is taken
+    CLOSED = "closed"  # nothing there, and nothing more is taken
+
+    @property
+    def created(self) -> bool:
+        return self in (BridgeConference.CREATED, BridgeConference.CLOSING)
+
+    @property
+    def closed(self) -> bool:
+        return self in (BridgeConference.CLOSING, BridgeConference.CLOSED)
+
+    def with_created(self, created: bool) -> BridgeConference:
+        if self.closed:
+            return BridgeConference.CLOSING if created else BridgeConference.CLOSED
+        return BridgeConference.CREATED if created else BridgeConference.NONE
 
 
 class ColibriFailure(Exception):
@@ -173,9 +203,7 @@ class ColibriSession:
         # Each endpoint's force-mute flags as last sent (upstream's ParticipantInfo audioMuted /
         # videoMuted): set optimistically, and only a change is sent.
         self.force_muted: dict[str, c2.ForceMute] = {}
-        self._created = False  # a create was sent (the first allocation carries it)
-        self._expired = False
-        self.retired = False  # the conference no longer uses this session
+        self.state = BridgeConference.NONE  # the first allocation carries the create
         self._window = trio.Semaphore(MAX_IN_FLIGHT)
         self._in_flight: set[_Request] = set()
         self.finished = trio.Event()  # the task is over: nothing more will be sent
@@ -191,7 +219,7 @@ class ColibriSession:
     @property
     def created(self) -> bool:
         """The conference was created on the bridge and no conference expire has gone out."""
-        return self._created
+        return self.state.created
 
     # ----- the task -----------------------------------------------------------------------------
 
@@ -253,7 +281,8 @@ class ColibriSession:
 
         def written() -> None:
             if conference_expire:
-                self._created = False  # the queued conference expire is out: nothing left there
+                # The queued conference expire is out: nothing left there.
+                self.state = self.state.with_created(False)
             sent()
 
         try:
@@ -281,7 +310,7 @@ class ColibriSession:
             if conference_expire:
                 # Lost with an XMPP session that did not resume: the bridge may still have the
                 # conference, so the conference's cleanup expires it again.
-                self._created = True
+                self.state = self.state.with_created(True)
         except StanzaError as err:
             request.error = classify_error(err, allocation=request.kind == "allocate")
             if request.error.unknown_endpoint:
@@ -322,8 +351,8 @@ class ColibriSession:
 
     async def allocate(self, endpoint: EndpointRequest) -> Allocation:
         """Allocate an endpoint (creating the conference with the first one). Raises ColibriFailure."""
-        create = not self._created
-        self._created = True
+        create = not self.state.created
+        self.state = self.state.with_created(True)
         self.endpoints.add(endpoint.endpoint_id)
         self.force_muted[endpoint.endpoint_id] = c2.ForceMute(endpoint.force_mute_audio,
                                                               endpoint.force_mute_video)
@@ -374,7 +403,7 @@ class ColibriSession:
             if create and not self.finished.is_set() and not _conference_exists(request.error):
                 # (an abandoned create may have reached the bridge; one refused because the
                 # conference already exists there leaves one to expire)
-                self._created = False
+                self.state = self.state.with_created(False)
             raise request.error
         assert request.result is not None
         answered = request.result.endpoint(endpoint.endpoint_id)
@@ -534,28 +563,41 @@ class ColibriSession:
 
     def expire_relay(self, relay_id: str) -> None:
         """The bridge behind `relay_id` left the conference (request N)."""
-        if self._expired:
+        if self.state.closed:
             return
         relay = c2.Relay(id=relay_id, expire=True)
         self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, relays=(relay,)),
                                "relay-expire"))
 
+    @property
+    def retired(self) -> bool:
+        """The conference no longer uses this session: it takes no more requests."""
+        return self.state.closed
+
+    def close(self) -> None:
+        """Take no more requests: the conference dropped this session (its task is cancelled; the
+        conference expire, when one is due, goes out beside it through expire_conference)."""
+        if not self.state.closed:
+            self.state = BridgeConference.CLOSING if self.state.created else BridgeConference.CLOSED
+        self._send.close()
+
     def expire_when_idle(self) -> None:
         """Queue the conference expire behind whatever is queued; the task ends after it."""
-        if self._expired or not self._created:
-            self._expired = True
+        if self.state.closed or not self.state.created:
+            if not self.state.closed:
+                self.state = BridgeConference.CLOSED  # nothing there to expire
             self._send.close()
             return
         self._enqueue(_Request(c2.ConferenceModify(meeting_id=self.meeting_id, expire=True), "expire"))
-        self._expired = True
+        self.state = BridgeConference.CLOSING
         self._send.close()
 
     async def expire_conference(self) -> None:
         """Expire the whole conference on the bridge now (conference stop, bridge failure). Not
         sent to a bridge that has left the brewery: its occupant JID no longer reaches it."""
-        if not self._created:
+        if not self.state.created:
             return
-        self._created = False
+        self.state = self.state.with_created(False)
         self.bridge_endpoint_removed()
         if self.bridge.removed:
             log.info("%s: the bridge has left the brewery; not expiring the conference there", self)
@@ -566,7 +608,7 @@ class ColibriSession:
         try:
             await ask(self.client, self.bridge, iq, timeout=self.timeout)
         except NotConnected as exc:
-            self._created = True  # not sent, or lost with the session: still to expire
+            self.state = self.state.with_created(True)  # not sent, or lost: still to expire
             log.info("%s: conference expire not sent: %s", self, exc)
         except (IQTimeout, StanzaError) as exc:
             log.info("%s: conference expire not confirmed: %s", self, exc)

@@ -20,22 +20,15 @@ from xml.etree.ElementTree import Element
 import trio
 
 from jicofo.bridge.brewery import (
-    BridgeAdded,
     BridgeEvent,
-    BridgeFailed,
-    BridgeRecovered,
-    BridgeRemoved,
-    BridgeShuttingDown,
 )
-from jicofo.bridge.colibri import ColibriFailure, ColibriSession, RelayEndpoint
-from jicofo.bridge.selector import RecentAdditions
-from jicofo.config.model import ReinviteMethod
+from jicofo.bridge.colibri import ColibriFailure, ColibriSession
 from jicofo.jibri.conference_jibri import ConferenceJibri
 from jicofo.logs import log_context
 from jicofo.model.sources import ConferenceSourceMap, EndpointSourceSet
 from jicofo.xmlns.breakout import is_switch_room, main_room_of
 from jicofo.xmlns.component_message import AvModerationMessage, RoomMetadata, RoomMetadataMessage
-from jicofo.xmlns.jingle import RtpDescription, StartMuted
+from jicofo.xmlns.jingle import StartMuted
 from jicofo.xmlns.mute import MuteIQ
 from jicofo.xmlns.presence_ext import (
     BRIDGE_COUNT,
@@ -63,6 +56,7 @@ from jicofo.xmpp.muc import (
 )
 
 from .av_moderation import AvModerationState
+from .bridges import ConferenceBridges
 from .cascade import Cascade
 from .gateways import FEATURE_JIBRI, FEATURE_JIGASI, is_gateway_member
 from .metadata_wait import presets_enabled, wait_for_metadata
@@ -74,7 +68,6 @@ from .mute import (
     decide_mute,
     start_muted_flags,
 )
-from .offer import OfferOptions, audio_description, video_description
 from .participant import Invite, JingleRequest, Participant, Reinvite, Terminate
 from .roles import RoleStrategy, role_strategy
 from .services import ConferenceServices
@@ -111,16 +104,8 @@ class Conference:
         self.meeting_id: str | None = None
         self.participants: dict[str, Participant] = {}
         self.sources = ConferenceSourceMap()
-        self.colibri_sessions: dict[Bridge, ColibriSession] = {}
-        self._colibri_scopes: dict[ColibriSession, trio.CancelScope] = {}
-        # Bridges whose previous session for this conference is still expiring it there.
-        self._retiring: dict[Bridge, trio.Event] = {}
-        self._letting_go: list[ColibriSession] = []  # forgotten; their expire may not be out yet
-        self._recently_added = RecentAdditions(services.config.bridge.max_bridge_participants_interval)
-        self.cascade = Cascade(
-            room=str(self.room_jid), medias=self._relay_medias,
-            sctp=services.config.octo.sctp_datachannels, endpoint_info=self._relay_endpoint_info,
-        )
+        # The bridge side: Colibri2 sessions and their lifecycle, selection, cascade, moves.
+        self.bridges = ConferenceBridges(self, str(self.room_jid), self.properties)
         conf = services.config.conference
         self.source_limits = SourceLimits(conf.max_ssrcs_per_user, conf.max_ssrc_groups_per_user)
         self.room: MucRoom | None = None
@@ -129,7 +114,6 @@ class Conference:
         self.stop_reason: str | None = None
         self.created_at = time.time()
         self._nursery: trio.Nursery | None = None
-        self._bridge_not_available = False
         self._ever_had_member = False
         self._single_timer: trio.CancelScope | None = None
         self._start_timer: trio.CancelScope | None = None
@@ -169,6 +153,15 @@ class Conference:
     def stats(self) -> FocusStats:
         return self.services.stats
 
+    @property
+    def colibri_sessions(self) -> dict[Bridge, ColibriSession]:
+        """The Colibri2 session in use on each bridge (bridges.py)."""
+        return self.bridges.sessions
+
+    @property
+    def cascade(self) -> Cascade:
+        return self.bridges.cascade
+
     # ----- lifecycle --------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -178,6 +171,7 @@ class Conference:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    self.bridges.nursery = nursery
                     if self.services.jibri is not None:
                         rtcstats = self.properties.get("rtcstatsEnabled", "true").lower() != "false"
                         self.jibri = ConferenceJibri(self.services.jibri, self.room_jid, nursery,
@@ -200,6 +194,7 @@ class Conference:
                     self.stop_reason = str(group.exceptions[0])
             finally:
                 self._nursery = None
+                self.bridges.nursery = None
                 with trio.CancelScope(shield=True):
                     await self._cleanup()
                 if self.services.state_hook is not None:
@@ -275,7 +270,7 @@ class Conference:
             Versions({"focus": services.version}).to_element(),
             ConferenceProperties(properties).to_element(),
         ]
-        if self._bridge_not_available:
+        if self.bridges.bridge_not_available:
             extensions.append(bridge_not_available())
         if self.jibri is not None:
             extensions.extend(self.jibri.presence_extensions())
@@ -293,14 +288,17 @@ class Conference:
         if self._nursery is not None:
             self._nursery.start_soon(self._publish_presence)
 
+    def presence_changed(self) -> None:
+        """Publish the focus presence again (what it says changed)."""
+        self._presence_changed()
+
     async def _cleanup(self) -> None:
         """Expire the bridge conferences and leave the room, within a bounded time. Sessions
         that were being let go (their expire queued, their task cancelled with the conference)
         are expired here too."""
         if self.jibri is not None:
             self.jibri.shutdown()
-        sessions = list(self.colibri_sessions.values())
-        sessions += [s for s in self._letting_go if s.created and s not in sessions]
+        sessions = self.bridges.to_expire()
         brewery = self.services.brewery
         if sessions and brewery is not None and not brewery.joined:
             # A new XMPP session (one that did not resume) is rejoining the brewery: until it is
@@ -477,6 +475,9 @@ class Conference:
 
     def has_member(self, endpoint_id: str) -> bool:
         return endpoint_id in self.participants
+
+    def member_count(self) -> int:
+        return len(self.participants)
 
     def member_authenticated(self, jid: JID) -> None:
         """A real JID authenticated (a conference request with a session): with authentication
@@ -687,247 +688,30 @@ class Conference:
             if other.endpoint_id != owner:
                 other.sources_changed()
 
-    # ----- bridges --------------------------------------------------------------------------------
+    # ----- bridges (bridges.py) ----------------------------------------------------------------
 
     async def colibri_session_for(self, participant: Participant) -> ColibriSession | None:
         """The Colibri2 session on the bridge chosen for `participant`, started if new; None when
         no bridge can be used (the focus presence then says bridgeNotAvailable)."""
-        services = self.services
-        bridge = self._select_bridge(participant)
-        if bridge is None:
-            return None
-        session = self.colibri_sessions.get(bridge)
-        retiring = self._retiring.get(bridge)
-        if session is None and retiring is not None:
-            if not retiring.is_set():
-                # The previous session there is still expiring the conference: a create sent
-                # before that would be refused (conference_already_exists). Others asking
-                # meanwhile wait on the same event.
-                with trio.move_on_after(services.colibri_timeout):
-                    await retiring.wait()
-                # The bridge may have failed, or another session started, meanwhile: choose
-                # again (without waiting twice).
-                bridge = self._select_bridge(participant)
-                if bridge is None:
-                    return None
-                session = self.colibri_sessions.get(bridge)
-            if self._retiring.get(bridge) is retiring:
-                del self._retiring[bridge]
-        self._recently_added.added(bridge, trio.current_time())
-        if session is None:
-            session = ColibriSession(
-                services.colibri_client, bridge, meeting_id=self.meeting_id or str(uuid.uuid4()),
-                room_name=str(self.room_jid), timeout=services.colibri_timeout,
-                rtcstats_enabled=self.properties.get("rtcstatsEnabled", "true").lower() != "false",
-                on_failure=self.colibri_failed, observer=self.cascade,
-            )
-            self.colibri_sessions[bridge] = session
-            scope = trio.CancelScope()
-            self._colibri_scopes[session] = scope
-            assert self._nursery is not None
-            await self._nursery.start(self._run_colibri, session, scope)
-            log.info("conference %s: using bridge %s (session %s)", self.room_jid, bridge.nickname,
-                     session.id)
-            self.persist()
-            self._presence_changed()
-        return session
-
-    def _select_bridge(self, participant: Participant) -> Bridge | None:
-        """The bridge for `participant` now (synchronous: the state cannot change under it);
-        None, with bridgeNotAvailable in presence, when none can be used."""
-        services = self.services
-        in_use = {
-            bridge: sum(1 for p in self.participants.values() if p.colibri is session)
-            for bridge, session in self.colibri_sessions.items()
-        }
-        now = trio.current_time()
-        bridge = services.selector.select(
-            services.bridges(), in_use, participant.presence.region or services.config.local_region,
-            conference_id=str(self.room_jid), recently_added=self._recently_added.counts(now),
-        )
-        if bridge is not None and self.colibri_sessions and bridge not in self.colibri_sessions \
-                and not self._multi_bridge_possible(bridge):
-            stale = [s for b, s in self.colibri_sessions.items()
-                     if b.removed or b.shutting_down or not b.is_operational(now)]
-            if len(stale) == len(self.colibri_sessions):
-                # Upstream stays stuck here (its issue #1050); we move the whole conference.
-                for session in stale:
-                    self._move_off(session, f"bridge {session.bridge.nickname} is not usable",
-                                   cancel=True)
-        if bridge is None or (self.colibri_sessions and bridge not in self.colibri_sessions
-                              and not self._multi_bridge_possible(bridge)):
-            if bridge is not None:
-                log.warning("conference %s: selected %s but the conference is on %s and cascading "
-                            "is not available", self.room_jid, bridge.nickname,
-                            ", ".join(b.nickname for b in self.colibri_sessions))
-            self._set_bridge_not_available(True)
-            return None
-        self._set_bridge_not_available(False)
-        return bridge
-
-    def _multi_bridge_possible(self, bridge: Bridge) -> bool:
-        """A conference spans several bridges only with Octo enabled and relay ids on all of
-        them (as upstream); otherwise it stays on one bridge and moves wholesale when that fails."""
-        if not self.services.config.octo.enabled or bridge.relay_id is None:
-            return False
-        return all(b.relay_id is not None for b in self.colibri_sessions)
-
-    def _relay_medias(self) -> tuple[RtpDescription, ...]:
-        """What relays carry: every codec and header extension an offer can have."""
-        everything = OfferOptions(opus_red=True)
-        offer_config = self.services.offer_config
-        return (audio_description(offer_config, everything), video_description(offer_config, everything))
-
-    def _relay_endpoint_info(self, endpoint_id: str) -> RelayEndpoint | None:
-        participant = self.participants.get(endpoint_id)
-        if participant is None:
-            return None
-        return RelayEndpoint(endpoint_id, participant.presence.stats_id, participant.sources,
-                             participant.uses_ssrc_rewriting())
-
-    async def _run_colibri(
-        self, session: ColibriSession, scope: trio.CancelScope,
-        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        with scope, log_context(bridge=session.bridge.nickname):
-            await session.run(task_status=task_status)
-
-    def _set_bridge_not_available(self, value: bool) -> None:
-        if value != self._bridge_not_available:
-            self._bridge_not_available = value
-            self._presence_changed()
+        return await self.bridges.session_for(participant)
 
     def endpoint_released(self, participant: Participant, session: ColibriSession) -> None:
         """A participant's endpoint left `session`; the last one out expires the conference there."""
-        if session.endpoints or self.colibri_sessions.get(session.bridge) is not session:
-            return
-        log.info("conference %s: no endpoints left on %s; expiring there", self.room_jid,
-                 session.bridge.nickname)
-        session.expire_when_idle()
-        self._forget_session(session, cancel=False)
-
-    def _forget_session(self, session: ColibriSession, *, cancel: bool) -> list[Participant]:
-        """Stop using `session`. With `cancel` its task is cancelled (its requests in flight
-        end) and the conference expire is sent beside it; otherwise the expire queued last goes
-        out when the task has drained its queue."""
-        if self.colibri_sessions.get(session.bridge) is session:
-            del self.colibri_sessions[session.bridge]
-        session.retired = True
-        self.cascade.leave(session)
-        scope = self._colibri_scopes.pop(session, None)
-        if cancel and scope is not None:
-            scope.cancel()
-        if not cancel:
-            self._retiring[session.bridge] = session.finished
-        # Either way its conference expire is still to go out (queued, or sent beside it by
-        # _expire_quietly); if the conference stops first, _cleanup sends it.
-        self._letting_go = [s for s in self._letting_go if s.created]
-        self._letting_go.append(session)
-        moved = [p for p in self.participants.values() if p.colibri is session]
-        self.persist()
-        self._presence_changed()
-        return moved
+        self.bridges.endpoint_released(participant, session)
 
     def colibri_failed(self, session: ColibriSession, failure: ColibriFailure,
                        endpoint_id: str | None = None) -> None:
-        """A Colibri2 request failed (docs/jicofo.md §2.10). Decide what moves."""
-        if session.retired:
-            # Already dropped (and its participants moved): only a member whose allocation
-            # was lost with it still needs an invite. A timeout (of the conference expire sent
-            # after the last member left, say) still marks the bridge: it did not answer.
-            if failure.timed_out and failure.mark_bridge is not None \
-                    and session.bridge.is_operational(trio.current_time()):
-                self._mark_bridge(session.bridge, failure.mark_bridge, str(failure))
-            if endpoint_id in self.participants:
-                participant = self.participants[endpoint_id]
-                if not participant.has_media_session:
-                    participant.post(Invite(f"bridge {session.bridge.nickname} was dropped"))
-            return
-        self.stats.bridge_allocation_failures += 1
-        if failure.mark_bridge is not None:
-            self._mark_bridge(session.bridge, failure.mark_bridge, str(failure))
-        if failure.unknown_endpoint and endpoint_id is None:
-            endpoint_id = failure.endpoint_id
-        if not failure.session_lost:
-            if failure.unknown_endpoint and endpoint_id in self.participants:
-                self.participants[endpoint_id].post(Reinvite("the bridge lost the endpoint"))
-            return
-        self._move_off(session, f"bridge {session.bridge.nickname} failed: {failure}",
-                       cancel=True, extra=endpoint_id)
-
-    def _mark_bridge(self, bridge: Bridge, how: str, reason: str) -> None:
-        now = trio.current_time()
-        if how == "graceful":
-            bridge.graceful_shutdown = True
-        elif how == "failed":
-            if self.services.brewery is not None:
-                self.services.brewery.mark_failed(bridge, reason, move_participants=False)
-            else:
-                bridge.mark_failed(now)
-        log.warning("conference %s: bridge %s marked %s: %s", self.room_jid, bridge.nickname, how,
-                    reason)
-
-    def _move_off(self, session: ColibriSession, reason: str, *, cancel: bool,
-                  extra: str | None = None) -> None:
-        moved = self._forget_session(session, cancel=cancel)
-        restart = self.services.config.conference.reinvite_method is ReinviteMethod.RESTART_JINGLE
-        for participant in moved:
-            participant.colibri = None
-            participant.moving = True
-            if restart:
-                # Their sessions end: drop their sources now, all at once, so that no new offer
-                # to one of them still carries another's old sources (and then a source-remove).
-                self.remove_sources(participant, participant.sources)
-        log.warning("conference %s: %s; re-inviting %d participant(s)", self.room_jid, reason,
-                    len(moved))
-        for participant in moved:
-            self.stats.participants_moved += 1
-            if not participant.post(Reinvite(reason)):
-                participant.moving = False
-        if extra is not None and extra in self.participants:
-            participant = self.participants[extra]
-            if participant not in moved and not participant.has_media_session:
-                participant.post(Invite(reason))
-        if cancel and self._nursery is not None:
-            expired = trio.Event()
-            self._retiring[session.bridge] = expired
-            self._nursery.start_soon(self._expire_quietly, session, expired)
-
-    async def _expire_quietly(self, session: ColibriSession, expired: trio.Event) -> None:
-        """Best effort: tell a failed bridge to drop the conference (it may be gone)."""
-        try:
-            with trio.move_on_after(self.services.colibri_timeout):
-                try:
-                    await session.expire_conference()
-                except (XMPPError, ColibriFailure) as exc:
-                    log.info("conference %s: expire on %s failed: %s", self.room_jid,
-                             session.bridge.nickname, exc)
-        finally:
-            expired.set()
+        """A Colibri2 request failed: the bridge side decides what moves."""
+        self.bridges.failed(session, failure, endpoint_id)
 
     def bridge_event(self, event: BridgeEvent) -> None:
-        """From the brewery (synchronous): move participants off bridges that went away, invite
-        the waiting ones when a bridge appears."""
-        if self._nursery is None:
-            return
-        if isinstance(event, BridgeRemoved | BridgeFailed | BridgeShuttingDown):
-            session = self.colibri_sessions.get(event.bridge)
-            if session is not None:
-                what = (f"failed ({event.reason})" if isinstance(event, BridgeFailed) else
-                        {BridgeRemoved: "left the brewery",
-                         BridgeShuttingDown: "is shutting down"}[type(event)])
-                self._move_off(session, f"bridge {event.bridge.nickname} {what}",
-                               cancel=True)
-        elif isinstance(event, BridgeAdded | BridgeRecovered):
-            waiting = [p for p in self.participants.values() if p.waiting_for_bridge]
-            for participant in waiting:
-                participant.post(Invite(f"bridge {event.bridge.nickname} is available"))
+        """From the brewery (synchronous): see ConferenceBridges.bridge_event."""
+        self.bridges.bridge_event(event)
 
     # ----- moving endpoints (move-endpoints API, load redistribution) --------------------------
 
     def endpoints_on(self, bridge: Bridge) -> list[str]:
-        return [p.endpoint_id for p in self.participants.values()
-                if p.colibri is not None and p.colibri.bridge is bridge]
+        return self.bridges.endpoints_on(bridge)
 
     def move_endpoint(self, endpoint_id: str, bridge: Bridge | None = None) -> bool:
         """Re-invite one member (with the configured re-invite method) so that bridge selection
@@ -958,7 +742,7 @@ class Conference:
             },
             "bridges": [s.bridge.nickname for s in self.colibri_sessions.values()],
             "cascade": self.cascade.to_json(),
-            "bridge_not_available": self._bridge_not_available,
+            "bridge_not_available": self.bridges.bridge_not_available,
             "av_moderation": self.av_state.to_json(),
             "room_metadata": self.room_metadata.to_json() if self.room_metadata is not None else None,
             "jibri": self.jibri.to_json() if self.jibri is not None else None,

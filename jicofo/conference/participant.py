@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from xml.etree.ElementTree import Element
 
 import trio
@@ -62,7 +62,11 @@ from .offer import (
 from .sources import sources_for_receiver, validate_add, validate_remove
 
 if TYPE_CHECKING:
-    from .conference import Conference
+    from jicofo.stats import FocusStats
+    from jicofo.xmlns.jingle import StartMuted
+
+    from .services import ConferenceServices
+    from .sources import SourceLimits
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +135,41 @@ class IceRestartAnswer:
 InboxMessage = Invite | Reinvite | JingleRequest | Terminate | IceRestartAnswer
 
 
+class ConferenceHost(Protocol):
+    """What a participant may ask of its conference (conference.py provides it; the participant
+    never sees the rest): the shared services, the conference's source map and limits, its
+    bridges, and where to report what changed."""
+
+    services: ConferenceServices
+    room_jid: JID
+    sources: ConferenceSourceMap
+    source_limits: SourceLimits
+
+    @property
+    def stats(self) -> FocusStats: ...
+
+    def member_count(self) -> int: ...
+
+    def has_member(self, endpoint_id: str) -> bool: ...
+
+    async def colibri_session_for(self, participant: Participant) -> ColibriSession | None: ...
+
+    def endpoint_released(self, participant: Participant, session: ColibriSession) -> None: ...
+
+    def colibri_failed(self, session: ColibriSession, failure: ColibriFailure,
+                       endpoint_id: str | None = None) -> None: ...
+
+    def force_mute_flags(self, nick: str) -> tuple[bool, bool]: ...
+
+    def start_muted_for(self, participant: Participant) -> StartMuted | None: ...
+
+    def add_sources(self, participant: Participant, sources: EndpointSourceSet) -> None: ...
+
+    def remove_sources(self, participant: Participant, sources: EndpointSourceSet) -> None: ...
+
+    def persist(self, participant: Participant | None = None) -> None: ...
+
+
 class RateLimiter:
     """Restart requests: at least `min_interval` apart and at most `max_requests` per `interval`."""
 
@@ -152,7 +191,7 @@ class RateLimiter:
 
 
 class Participant:
-    def __init__(self, conference: Conference, occupant: Occupant) -> None:
+    def __init__(self, conference: ConferenceHost, occupant: Occupant) -> None:
         self.conference = conference
         self.endpoint_id = occupant.nick
         self.occupant = occupant
@@ -759,7 +798,7 @@ class Participant:
         while True:
             await self._sources_dirty.wait()
             delay = self.conference.services.config.conference.source_signaling_delay(
-                len(self.conference.participants)
+                self.conference.member_count()
             )
             if delay > 0:
                 await trio.sleep(delay)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from jicofo.bridge.colibri import Allocation, ColibriSession
+from jicofo.bridge.colibri import Allocation, BridgeConference, ColibriSession
 from jicofo.conference.conference import FOCUS_NICK, Conference, ConferenceStopped
 from jicofo.conference.participant import Invite, JingleSession, Participant, SessionState
 from jicofo.conference.services import ConferenceServices
@@ -144,14 +144,9 @@ def restore_conference(
     sessions: dict[str, ColibriSession] = {}
     for stored in record["bridges"]:
         bridge = brewery.adopt(JID.parse(stored["jid"]))
-        session = ColibriSession(
-            services.colibri_client, bridge, meeting_id=str(stored["meeting_id"]),
-            room_name=str(conference.room_jid), timeout=services.colibri_timeout,
-            rtcstats_enabled=conference.properties.get("rtcstatsEnabled", "true").lower() != "false",
-            on_failure=conference.colibri_failed, observer=conference.cascade,
-        )
+        session = conference.bridges.new_restored_session(bridge, str(stored["meeting_id"]))
         session.id = str(stored["id"])
-        session._created = True
+        session.state = BridgeConference.CREATED
         session.endpoints = {str(e) for e in stored["endpoints"]}
         for _ in session.endpoints:
             bridge.endpoint_added(trio.current_time())
@@ -159,7 +154,7 @@ def restore_conference(
             session.feedback_sources = decode_sources(stored["feedback"])
         session.force_muted = {str(ep): c2.ForceMute(bool(a), bool(v))
                                for ep, (a, v) in stored["force_muted"].items()}
-        conference.colibri_sessions[bridge] = session
+        conference.bridges.adopt(session)
         sessions[str(bridge.jid)] = session
 
     for jid, endpoints in record.get("cascade") or []:
@@ -203,10 +198,7 @@ def restore_conference(
 async def resume_conference(conference: Conference, nursery: trio.Nursery) -> None:
     """`Conference.run`'s start for a restored conference (in place of joining afresh)."""
     services = conference.services
-    for session in list(conference.colibri_sessions.values()):
-        scope = trio.CancelScope()
-        conference._colibri_scopes[session] = scope
-        await nursery.start(conference._run_colibri, session, scope)
+    await conference.bridges.start_adopted(nursery)
     for participant in conference.participants.values():
         nursery.start_soon(participant.run)
         if participant.invited and participant.session is None:

@@ -18,7 +18,7 @@ from xml.etree.ElementTree import Element
 
 import trio
 
-from jicofo.bridge.colibri import ColibriFailure, ColibriSession
+from jicofo.bridge.colibri import BridgeConference, ColibriFailure, ColibriSession
 from jicofo.bridge.model import Bridge
 from jicofo.conference.conference import FOCUS_NICK
 from jicofo.xmpp.errors import XMPPError
@@ -293,7 +293,7 @@ class RestartKeeper:
                 continue
             session = ColibriSession(services.colibri_client, bridge, meeting_id=meeting_id,
                                      room_name=room, timeout=services.colibri_timeout)
-            session._created = True
+            session.state = BridgeConference.CREATED
             try:
                 with trio.move_on_after(services.colibri_timeout):
                     await session.expire_conference()

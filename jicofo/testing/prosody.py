@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import ipaddress
+import os
 import re
 import secrets
 import shutil
@@ -61,6 +62,9 @@ _PORT_ATTEMPTS = 3
 _BIND_FAILURE = "Failed to open server port"
 _PLACEHOLDER = re.compile(r"@([A-Z0-9_]+)@")
 _NS_STREAM = "http://etherx.jabber.org/streams"
+# Set by the test suite (tests/conftest.py) to the name of a test not marked `prosody`: starting
+# Prosody then fails, in-process or in a child process, so `pytest -m "not prosody"` starts none.
+FORBID_ENV = "JICOFO_TEST_FORBID_PROSODY"
 
 
 class ProsodyError(RuntimeError):
@@ -546,6 +550,9 @@ async def start_prosody(
     adds our A/V-moderation and room-metadata components (contrib/prosody) for the conference MUC.
     On exit Prosody gets SIGTERM, then SIGKILL after `stop_grace` seconds.
     """
+    forbidden_in = os.environ.get(FORBID_ENV)
+    if forbidden_in:
+        raise RuntimeError(f"{forbidden_in} starts Prosody but is not marked prosody")
     if not prosody_available():
         raise ProsodyNotInstalled(missing_prosody_message())
     _check_ip(ip)
