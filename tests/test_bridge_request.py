@@ -13,7 +13,8 @@ from jicofo.sim.bridge_engine import BridgeEngine, BridgeIdentity
 from jicofo.sim.bridge_request import ConferenceRequest, RequestError, read_request
 from jicofo.xmlns import colibri2 as c2
 from jicofo.xmlns.colibri_stats import BridgeStats
-from jicofo.xmlns.jingle import Candidate, Fingerprint, IceUdpTransport, SourceElement, SsrcGroupElement
+from jicofo.xmlns.ice_udp import Candidate, Fingerprint, IceUdpTransport
+from jicofo.xmlns.ssma import SourceElement, SsrcGroupElement
 from jicofo.xmpp.errors import StanzaError
 from jicofo.xmpp.xml import parse_fragment, serialize
 

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from jicofo.conference.sources import decode_json as focus_decode_json
-from jicofo.conference.sources import sources_from_contents
+from jicofo.model.sources_jingle import sources_from_contents
+from jicofo.model.sources_json import decode_json as focus_decode_json
 from jicofo.sim.client_jingle import (
     SESSION_ACCEPT,
     SOURCE_ADD,
