@@ -15,7 +15,6 @@ import argparse
 import ipaddress
 import logging
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 
 import trio
 
-from jicofo.http.server import HttpServer
 from jicofo.sim.bridge import SimulatedBridge, XmppTarget
 from jicofo.sim.bridge_control import build_router
 from jicofo.sim.bridge_engine import BridgeEngine, BridgeIdentity, StressModel
+from jicofo.sim.serving import serve_until_signal
 from jicofo.xmpp.jid import JID, InvalidJID
 from jicofo.xmpp.settings import ClientSettings, TlsMode
 from jicofo.xmpp.transport import TlsSettings
@@ -233,20 +232,8 @@ def make_bridges(opts: dict[str, Any]) -> list[SimulatedBridge]:
 
 async def run(opts: dict[str, Any]) -> None:
     bridges = make_bridges(opts)
-    async with trio.open_nursery() as nursery:
-        server = HttpServer(build_router(bridges), host=opts["http_host"], port=int(opts["http_port"]),
-                            name="bridge-sim control")
-        port = await nursery.start(server.serve)
-        for bridge in bridges:
-            await nursery.start(bridge.run)
-        print(f"jicofo-bridge-sim: {len(bridges)} bridge(s) in the brewery; control API on "
-              f"http://{opts['http_host']}:{port}/", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                break
-        for bridge in bridges:
-            await bridge.stop()
-        nursery.cancel_scope.cancel()
+    await serve_until_signal("jicofo-bridge-sim", bridges, build_router(bridges), host=opts["http_host"],
+                             port=int(opts["http_port"]), what=f"{len(bridges)} bridge(s) in the brewery")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,14 +24,14 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 
 import trio
 
-from jicofo.http.server import HttpError, HttpServer, Request, Response, Router
+from jicofo.http.server import HttpError, Request, Response, Router
 from jicofo.sim.jibri import START_FAULTS, SimulatedJibri
+from jicofo.sim.serving import serve_until_signal
 from jicofo.xmpp.jid import JID, InvalidJID
 from jicofo.xmpp.settings import ClientSettings, TlsMode
 from jicofo.xmpp.transport import TlsSettings
@@ -197,20 +197,8 @@ def make_jibris(args: argparse.Namespace, env: dict[str, str]) -> list[Simulated
 
 
 async def run(args: argparse.Namespace, jibris: list[SimulatedJibri]) -> None:
-    async with trio.open_nursery() as nursery:
-        server = HttpServer(build_router(jibris), host=args.http_host, port=args.http_port,
-                            name="jibri-sim control")
-        port = await nursery.start(server.serve)
-        for jibri in jibris:
-            await nursery.start(jibri.run)
-        print(f"jicofo-jibri-sim: {len(jibris)} jibri(s) in {args.brewery}; control API on "
-              f"http://{args.http_host}:{port}/", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                break
-        for jibri in jibris:
-            await jibri.stop()
-        nursery.cancel_scope.cancel()
+    await serve_until_signal("jicofo-jibri-sim", jibris, build_router(jibris), host=args.http_host,
+                             port=args.http_port, what=f"{len(jibris)} jibri(s) in {args.brewery}")
 
 
 def main(argv: list[str] | None = None) -> int:

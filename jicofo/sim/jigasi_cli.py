@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 
 import trio
 
-from jicofo.http.server import HttpError, HttpServer, Request, Response, Router
+from jicofo.http.server import HttpError, Request, Response, Router
 from jicofo.sim.jigasi import DIAL_FAULTS, SimulatedJigasi
+from jicofo.sim.serving import serve_until_signal
 from jicofo.xmpp.jid import JID, InvalidJID
 from jicofo.xmpp.settings import ClientSettings, TlsMode
 from jicofo.xmpp.transport import TlsSettings
@@ -145,20 +145,8 @@ def make_jigasis(args: argparse.Namespace, env: dict[str, str]) -> list[Simulate
 
 
 async def run(args: argparse.Namespace, jigasis: list[SimulatedJigasi]) -> None:
-    async with trio.open_nursery() as nursery:
-        server = HttpServer(build_router(jigasis), host=args.http_host, port=args.http_port,
-                            name="jigasi-sim control")
-        port = await nursery.start(server.serve)
-        for jigasi in jigasis:
-            await nursery.start(jigasi.run)
-        print(f"jicofo-jigasi-sim: {len(jigasis)} jigasi(s) in {args.brewery}; control API on "
-              f"http://{args.http_host}:{port}/", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                break
-        for jigasi in jigasis:
-            await jigasi.stop()
-        nursery.cancel_scope.cancel()
+    await serve_until_signal("jicofo-jigasi-sim", jigasis, build_router(jigasis), host=args.http_host,
+                             port=args.http_port, what=f"{len(jigasis)} jigasi(s) in {args.brewery}")
 
 
 def main(argv: list[str] | None = None) -> int:
