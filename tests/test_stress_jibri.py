@@ -30,10 +30,12 @@ def test_recordings_survive_a_killed_jibri(tmp_path: pytest.TempPathFactory) -> 
     if not prosody_available():
         pytest.fail(missing_prosody_message(), pytrace=False)
     out = tmp_path / "report.json"  # type: ignore[operator]
+    # The kill comes well after both recordings are on (about 1 s after the start on a quiet
+    # machine), leaving room for a loaded CI machine.
     result = subprocess.run(
         [sys.executable, "-m", "jicofo.stress.cli", "--local", "--conferences", "2", "--participants", "2",
-         "--bridges", "1", "--jibris", "3", "--recordings", "2", "--join-rate", "10", "--duration", "8s",
-         "--fault", "kill-jibri@5s", "--json", str(out), "--progress-every", "2"],
+         "--bridges", "1", "--jibris", "3", "--recordings", "2", "--join-rate", "10", "--duration", "14s",
+         "--fault", "kill-jibri@9s", "--json", str(out), "--progress-every", "2"],
         capture_output=True, text=True, timeout=120, env={**os.environ},
     )
     assert result.returncode == 0, result.stdout + result.stderr
