@@ -25,35 +25,28 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
 
 import trio
 
 from jicofo.http.server import HttpError, Request, Response, Router
+from jicofo.sim.gateway_cli import (
+    UsageError,
+    add_control_arguments,
+    add_login_arguments,
+    checked_login,
+    instance_routes,
+    login_settings,
+)
 from jicofo.sim.jibri import START_FAULTS, SimulatedJibri
 from jicofo.sim.serving import serve_until_signal
-from jicofo.xmpp.jid import JID, InvalidJID
-from jicofo.xmpp.settings import ClientSettings, TlsMode
-from jicofo.xmpp.transport import TlsSettings
 
 PASSWORD_VARIABLE = "JIBRI_PASSWORD"
 CALL_PASSWORD_VARIABLE = "JIBRI_CALL_PASSWORD"
 
-JibriHandler = Callable[[SimulatedJibri, Request], Awaitable[Response]]
-
 
 def build_router(jibris: list[SimulatedJibri]) -> Router:
-    by_nick = {j.nickname: j for j in jibris}
     router = Router()
-
-    def named(method: str, path: str, handler: JibriHandler) -> None:
-        async def serve(req: Request) -> Response:
-            jibri = by_nick.get(req.params["nick"])
-            if jibri is None:
-                raise HttpError(404, f"no jibri {req.params['nick']!r}")
-            return await handler(jibri, req)
-
-        router.add(method, "/jibris/{nick}" + path, serve)
+    named = instance_routes(router, "jibri", {j.nickname: j for j in jibris})
 
     async def listing(req: Request) -> Response:
         return Response.json([j.state() for j in jibris])
@@ -140,13 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulated Jibri recorders / SIP gateways in a Jibri brewery.",
         epilog=f"The XMPP password is read from ${PASSWORD_VARIABLE} when --password is not given.",
     )
-    p.add_argument("--host", default="localhost", help="XMPP server (default: localhost)")
-    p.add_argument("--port", type=int, default=5222, help="XMPP c2s port (default: 5222)")
-    p.add_argument("--domain", help="XMPP domain to log in to (default: auth.<host>)")
-    p.add_argument("--user", default="jibri", help="XMPP username shared by the instances (default: jibri)")
-    p.add_argument("--password", help=f"XMPP password (prefer ${PASSWORD_VARIABLE})")
-    p.add_argument("--tls", choices=["on", "off"], default="on", help="STARTTLS (default: on)")
-    p.add_argument("--no-verify-tls", action="store_true", help="do not verify the server's certificate")
+    add_login_arguments(p, user="jibri", user_help="XMPP username shared by the instances (default: jibri)",
+                        password_variable=PASSWORD_VARIABLE)
     p.add_argument("--brewery", required=True, help="the Jibri brewery room JID")
     p.add_argument("--jibris", type=int, default=1, help="how many instances (default: 1)")
     p.add_argument("--nickname-prefix", default="jibri-sim-", help="brewery nickname prefix")
@@ -155,39 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "recorder account (e.g. recorder.meet.example.com; default: the brewery login)")
     p.add_argument("--call-user", default="recorder", help="that login's user (default: recorder; "
                    f"password ${CALL_PASSWORD_VARIABLE})")
-    p.add_argument("--http-host", default="127.0.0.1", help="control API address (default: 127.0.0.1)")
-    p.add_argument("--http-port", type=int, default=0, help="control API port (default: any free, printed)")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: INFO)")
+    add_control_arguments(p)
     return p
 
 
-class UsageError(Exception):
-    pass
-
-
 def make_jibris(args: argparse.Namespace, env: dict[str, str]) -> list[SimulatedJibri]:
-    password = args.password or env.get(PASSWORD_VARIABLE)
-    if not password:
-        raise UsageError(f"no password (use --password or ${PASSWORD_VARIABLE})")
-    if not 1 <= args.jibris <= 1000:
-        raise UsageError("--jibris: between 1 and 1000")
-    try:
-        brewery = JID.parse(args.brewery).bare
-    except InvalidJID as exc:
-        raise UsageError(f"bad brewery JID: {exc}") from None
+    brewery, password = checked_login(args, env, password_variable=PASSWORD_VARIABLE,
+                                      count=args.jibris, count_flag="--jibris")
     call_password = env.get(CALL_PASSWORD_VARIABLE)
     if args.call_domain and not call_password:
         raise UsageError(f"--call-domain needs ${CALL_PASSWORD_VARIABLE}")
-    tls = args.tls == "on"
     jibris = []
     for n in range(1, args.jibris + 1):
         nick = f"{args.nickname_prefix}{n}"
-        settings = ClientSettings(
-            domain=args.domain or f"auth.{args.host}", username=args.user, password=password,
-            resource=nick, host=args.host, port=args.port,
-            tls=TlsMode.STARTTLS if tls else TlsMode.DISABLED,
-            tls_settings=TlsSettings(verify=not args.no_verify_tls), allow_plain_without_tls=not tls,
-        )
+        settings = login_settings(args, password, nick)
         call = None
         if args.call_domain:
             call = dataclasses.replace(settings, domain=args.call_domain, username=args.call_user,

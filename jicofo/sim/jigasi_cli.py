@@ -20,34 +20,26 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
 
 import trio
 
 from jicofo.http.server import HttpError, Request, Response, Router
+from jicofo.sim.gateway_cli import (
+    add_control_arguments,
+    add_login_arguments,
+    checked_login,
+    instance_routes,
+    login_settings,
+)
 from jicofo.sim.jigasi import DIAL_FAULTS, SimulatedJigasi
 from jicofo.sim.serving import serve_until_signal
-from jicofo.xmpp.jid import JID, InvalidJID
-from jicofo.xmpp.settings import ClientSettings, TlsMode
-from jicofo.xmpp.transport import TlsSettings
 
 PASSWORD_VARIABLE = "JIGASI_PASSWORD"
 
-Handler = Callable[[SimulatedJigasi, Request], Awaitable[Response]]
-
 
 def build_router(jigasis: list[SimulatedJigasi]) -> Router:
-    by_nick = {j.nickname: j for j in jigasis}
     router = Router()
-
-    def named(method: str, path: str, handler: Handler) -> None:
-        async def serve(req: Request) -> Response:
-            jigasi = by_nick.get(req.params["nick"])
-            if jigasi is None:
-                raise HttpError(404, f"no jigasi {req.params['nick']!r}")
-            return await handler(jigasi, req)
-
-        router.add(method, "/jigasis/{nick}" + path, serve)
+    named = instance_routes(router, "jigasi", {j.nickname: j for j in jigasis})
 
     async def listing(req: Request) -> Response:
         return Response.json([j.state() for j in jigasis])
@@ -101,45 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Simulated Jigasi SIP gateways / transcribers in a brewery.",
                                 epilog=f"The XMPP password is read from ${PASSWORD_VARIABLE} when "
                                        "--password is not given.")
-    p.add_argument("--host", default="localhost", help="XMPP server (default: localhost)")
-    p.add_argument("--port", type=int, default=5222, help="XMPP c2s port (default: 5222)")
-    p.add_argument("--domain", help="XMPP domain to log in to (default: auth.<host>)")
-    p.add_argument("--user", default="jigasi", help="XMPP username (default: jigasi)")
-    p.add_argument("--password", help=f"XMPP password (prefer ${PASSWORD_VARIABLE})")
-    p.add_argument("--tls", choices=["on", "off"], default="on", help="STARTTLS (default: on)")
-    p.add_argument("--no-verify-tls", action="store_true", help="do not verify the server's certificate")
+    add_login_arguments(p, user="jigasi", user_help="XMPP username (default: jigasi)",
+                        password_variable=PASSWORD_VARIABLE)
     p.add_argument("--brewery", required=True, help="the Jigasi brewery room JID")
     p.add_argument("--jigasis", type=int, default=1, help="how many instances (default: 1)")
     p.add_argument("--nickname-prefix", default="jigasi-sim-", help="brewery nickname prefix")
     p.add_argument("--no-sip", action="store_true", help="do not advertise SIP support")
     p.add_argument("--transcription", action="store_true", help="advertise transcription support")
     p.add_argument("--region", help="region published in stats")
-    p.add_argument("--http-host", default="127.0.0.1", help="control API address (default: 127.0.0.1)")
-    p.add_argument("--http-port", type=int, default=0, help="control API port (default: any free, printed)")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: INFO)")
+    add_control_arguments(p)
     return p
 
 
 def make_jigasis(args: argparse.Namespace, env: dict[str, str]) -> list[SimulatedJigasi]:
-    password = args.password or env.get(PASSWORD_VARIABLE)
-    if not password:
-        raise ValueError(f"no password (use --password or ${PASSWORD_VARIABLE})")
-    if not 1 <= args.jigasis <= 1000:
-        raise ValueError("--jigasis: between 1 and 1000")
-    try:
-        brewery = JID.parse(args.brewery).bare
-    except InvalidJID as exc:
-        raise ValueError(f"bad brewery JID: {exc}") from None
-    tls = args.tls == "on"
+    brewery, password = checked_login(args, env, password_variable=PASSWORD_VARIABLE,
+                                      count=args.jigasis, count_flag="--jigasis")
     return [
-        SimulatedJigasi(
-            ClientSettings(domain=args.domain or f"auth.{args.host}", username=args.user, password=password,
-                           resource=f"{args.nickname_prefix}{n}", host=args.host, port=args.port,
-                           tls=TlsMode.STARTTLS if tls else TlsMode.DISABLED,
-                           tls_settings=TlsSettings(verify=not args.no_verify_tls),
-                           allow_plain_without_tls=not tls),
-            brewery, f"{args.nickname_prefix}{n}", sip=not args.no_sip, transcription=args.transcription,
-            region=args.region)
+        SimulatedJigasi(login_settings(args, password, f"{args.nickname_prefix}{n}"), brewery,
+                        f"{args.nickname_prefix}{n}", sip=not args.no_sip,
+                        transcription=args.transcription, region=args.region)
         for n in range(1, args.jigasis + 1)
     ]
 

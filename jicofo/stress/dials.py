@@ -42,13 +42,7 @@ class DialLoad:
                 nursery.start_soon(self._dial, conference, dial)
 
     async def _dial(self, conference: StressConference, dial: Dial) -> None:
-        slot = None
-        while slot is None:
-            slot = next((s for s in list(conference.members)
-                         if s.state == "in-session" and s.person.is_moderator), None)
-            if slot is None:
-                await trio.sleep(0.1)
-        person = slot.person
+        person = await conference.moderator_in_session()
         payload = element(qn(NS_RAYO, "dial"), {"to": "+15550100", "from": "+15550199"},
                           element(qn(NS_RAYO, "header"), {"name": "JvbRoomName", "value": conference.room}))
         started = trio.current_time()

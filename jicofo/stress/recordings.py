@@ -54,13 +54,7 @@ class RecordingLoad:
                 nursery.start_soon(self._record, conference, record)
 
     async def _record(self, conference: StressConference, record: Recording) -> None:
-        slot = None
-        while slot is None:
-            slot = next((s for s in list(conference.members)
-                         if s.state == "in-session" and s.person.is_moderator), None)
-            if slot is None:
-                await trio.sleep(0.1)
-        person = slot.person
+        person = await conference.moderator_in_session()
         iq = person.client.iq("set", person.focus_muc_jid,
                               element(qn(NS_JIBRI, "jibri"), {"action": "start", "recording_mode": "file"}))
         record.requested_at = trio.current_time()

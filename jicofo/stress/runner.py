@@ -58,6 +58,16 @@ class StressConference:
     members: set[Slot] = field(default_factory=set)  # in the room
     two_members_at: float | None = None  # when it last reached two members (the focus invites then)
 
+    async def moderator_in_session(self) -> SimulatedParticipant:
+        """A member in session with the moderator role, once there is one (for requests only a
+        moderator may make: recordings, dial-outs)."""
+        while True:
+            slot = next((s for s in list(self.members)
+                         if s.state == "in-session" and s.person.is_moderator), None)
+            if slot is not None:
+                return slot.person
+            await trio.sleep(0.1)
+
 
 @dataclass(eq=False)
 class Slot:

@@ -4,17 +4,18 @@ tests, the demo and the stress runner."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
 
-from jicofo.http.server import HttpServer
+from jicofo.http.server import HttpServer, Router
 from jicofo.sim.jibri import SimulatedJibri
 from jicofo.sim.jibri_cli import build_router
 from jicofo.sim.jigasi import SimulatedJigasi
 from jicofo.sim.jigasi_cli import build_router as build_jigasi_router
+from jicofo.sim.serving import Simulator
 from jicofo.testing.prosody import ProsodyInstance
 from jicofo.xmpp.jid import JID
 from jicofo.xmpp.settings import ClientSettings, TlsMode
@@ -50,28 +51,14 @@ async def simulated_jibris(prosody: ProsodyInstance, count: int = 1, *, sip: boo
     brewery = jibri_brewery(prosody, sip)
     jibris = [
         SimulatedJibri(
-            ClientSettings(domain=prosody.auth_domain, username=user, password=password,
-                           resource=f"{prefix}{n}", host=prosody.ip, port=prosody.c2s_port,
-                           tls=TlsMode.DISABLED, tls_settings=TlsSettings(ca_file=prosody.ca_file),
-                           allow_plain_without_tls=True),
+            _login(prosody, prosody.auth_domain, user, password, f"{prefix}{n}"),
             JID.parse(brewery), f"{prefix}{n}", sip=sip,
-            call_settings=None if call_domain is None else ClientSettings(
-                domain=call_domain, username="recorder", password=password, resource=f"{prefix}{n}",
-                host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.DISABLED,
-                tls_settings=TlsSettings(ca_file=prosody.ca_file), allow_plain_without_tls=True))
+            call_settings=None if call_domain is None
+            else _login(prosody, call_domain, "recorder", password, f"{prefix}{n}"))
         for n in range(1, count + 1)
     ]
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(HttpServer(build_router(jibris)).serve)
-        for jibri in jibris:
-            await nursery.start(jibri.run)
-        try:
-            yield Jibris(jibris, port, brewery)
-        finally:
-            with trio.CancelScope(shield=True):
-                for jibri in jibris:
-                    await jibri.stop()
-            nursery.cancel_scope.cancel()
+    async with _serving(jibris, build_router(jibris)) as port:
+        yield Jibris(jibris, port, brewery)
 
 
 def jigasi_brewery(prosody: ProsodyInstance) -> str:
@@ -96,22 +83,32 @@ async def simulated_jigasis(prosody: ProsodyInstance, kinds: list[tuple[bool, bo
     await prosody.register(user, prosody.auth_domain, password)
     brewery = jigasi_brewery(prosody)
     jigasis = [
-        SimulatedJigasi(
-            ClientSettings(domain=prosody.auth_domain, username=user, password=password,
-                           resource=f"jigasi-{n}", host=prosody.ip, port=prosody.c2s_port,
-                           tls=TlsMode.DISABLED, tls_settings=TlsSettings(ca_file=prosody.ca_file),
-                           allow_plain_without_tls=True),
-            JID.parse(brewery), f"jigasi-{n}", sip=sip, transcription=transcription, region=region)
+        SimulatedJigasi(_login(prosody, prosody.auth_domain, user, password, f"jigasi-{n}"),
+                        JID.parse(brewery), f"jigasi-{n}", sip=sip, transcription=transcription,
+                        region=region)
         for n, (sip, transcription, region) in enumerate(kinds, start=1)
     ]
+    async with _serving(jigasis, build_jigasi_router(jigasis)) as port:
+        yield Jigasis(jigasis, port, brewery)
+
+
+def _login(prosody: ProsodyInstance, domain: str, user: str, password: str, resource: str) -> ClientSettings:
+    return ClientSettings(domain=domain, username=user, password=password, resource=resource,
+                          host=prosody.ip, port=prosody.c2s_port, tls=TlsMode.DISABLED,
+                          tls_settings=TlsSettings(ca_file=prosody.ca_file), allow_plain_without_tls=True)
+
+
+@asynccontextmanager
+async def _serving(simulators: Sequence[Simulator], router: Router) -> AsyncIterator[int]:
+    """The control API (its port is yielded) and every simulator running, stopped on exit."""
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(HttpServer(build_jigasi_router(jigasis)).serve)
-        for jigasi in jigasis:
-            await nursery.start(jigasi.run)
+        port = await nursery.start(HttpServer(router).serve)
+        for simulator in simulators:
+            await nursery.start(simulator.run)
         try:
-            yield Jigasis(jigasis, port, brewery)
+            yield port
         finally:
             with trio.CancelScope(shield=True):
-                for jigasi in jigasis:
-                    await jigasi.stop()
+                for simulator in simulators:
+                    await simulator.stop()
             nursery.cancel_scope.cancel()
